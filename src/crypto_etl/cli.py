@@ -1,0 +1,251 @@
+"""The ``crypto-etl`` command: parse arguments, call the library, report.
+
+Each command is a few lines that call one library function. Every
+``CryptoEtlError`` becomes one line on stderr and the exit code of its class
+(see the table in README.md); a traceback only appears with ``-v``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+from crypto_etl import logs
+from crypto_etl.coincap import CoinCapClient
+from crypto_etl.config import Settings, load_settings
+from crypto_etl.errors import CryptoEtlError, RunSkipped
+from crypto_etl.pipeline import run_many, run_snapshot
+from crypto_etl.ratelimit import RateLimiter
+from crypto_etl.snapshots import PIPELINES
+from crypto_etl.status import read_status
+from crypto_etl.warehouse import WarehouseConnection, migrate
+
+log = logging.getLogger("crypto_etl.cli")
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings: Settings = load_settings(env_file=args.env_file)
+    logs.configure(args.verbose, args.log_format, settings.secrets())
+    return settings
+
+
+def _client(settings: Settings, args: argparse.Namespace) -> CoinCapClient:
+    return CoinCapClient(
+        settings.coincap_base_url,
+        settings.api_key(),
+        limiter=RateLimiter(args.calls_per_minute),
+    )
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with WarehouseConnection(settings.warehouse) as warehouse:
+        applied = migrate(warehouse)
+    if applied:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied)
+        print(f"applied {len(applied)} migration(s): {names}")
+    else:
+        print("the schema is up to date")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with (
+        _client(settings, args) as client,
+        WarehouseConnection(settings.warehouse) as warehouse,
+    ):
+        if args.pipeline == "all":
+            runs = run_many(PIPELINES.values(), client, warehouse)
+        else:
+            runs = [run_snapshot(PIPELINES[args.pipeline], client, warehouse)]
+    for run in runs:
+        print(
+            f"{run.pipeline}: fetched {run.rows_fetched}, inserted "
+            f"{run.rows_inserted}, rejected {run.rows_rejected} "
+            f"({run.spent.calls} calls, {run.spent.bytes} bytes)"
+        )
+    return 0
+
+
+def _age(when: datetime | None) -> str:
+    if when is None:
+        return "no data"
+    minutes = (datetime.now(timezone.utc) - when).total_seconds() / 60
+    if minutes < 120:
+        return f"{minutes:.0f} min ago"
+    return (
+        f"{minutes / 60:.1f} h ago" if minutes < 2880 else f"{minutes / 1440:.0f} d ago"
+    )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with WarehouseConnection(settings.warehouse) as warehouse:
+        statuses = read_status(warehouse)
+    header = f"{'pipeline':<10} {'last run':<17} {'status':<9} {'fetched':>8} "
+    print(
+        header
+        + f"{'inserted':>8} {'rejected':>8} {'calls':>5} {'credits':>7}  data as of"
+    )
+    for s in statuses:
+        when = s.last_run_at.strftime("%Y-%m-%d %H:%M") if s.last_run_at else "never"
+        print(
+            f"{s.pipeline:<10} {when:<17} {s.last_status or '-':<9} "
+            f"{s.rows_fetched:>8} {s.rows_inserted:>8} {s.rows_rejected:>8} "
+            f"{s.api_calls:>5} {s.credits:>7}  {_age(s.newest_data_at)}"
+        )
+        if s.last_status == "failed" and s.error_message:
+            print(f"{'':<10} error: {s.error_message}")
+    return 0
+
+
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    from crypto_etl.localpg import LocalWarehouse
+
+    settings = _settings(args)
+    w = settings.warehouse
+    local = LocalWarehouse(
+        args.data_dir,
+        host=w.host,
+        port=w.port,
+        dbname=w.dbname,
+        user=w.user,
+        password=w.password.reveal(),
+    )
+    if args.action == "stop":
+        print("stopped" if local.stop() else "not running")
+        return 0
+    state = local.start() if args.action == "start" else local.status()
+    if not state.running:
+        print(f"not running (data directory {state.data_dir})")
+        return 1
+    print(f"running, pid {state.pid}, data directory {state.data_dir}")
+    print(
+        f"WAREHOUSE_HOST={state.host} WAREHOUSE_PORT={state.port} "
+        f"WAREHOUSE_DB={w.dbname} WAREHOUSE_USER={w.user} "
+        "(password: WAREHOUSE_PASSWORD from your settings)"
+    )
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from crypto_etl.simulator import CoinCapSimulator
+
+    logs.configure(args.verbose, args.log_format, [args.api_key])
+    sim = CoinCapSimulator(
+        api_key=args.api_key,
+        port=args.port,
+        seed=args.seed,
+        auto_tick_seconds=args.tick_seconds or None,
+        fault_rate=args.fault_rate,
+    )
+    print(
+        f"CoinCap simulator on http://127.0.0.1:{args.port}/v3 "
+        "(key from --api-key; Ctrl-C stops)",
+        flush=True,
+    )
+    sim.serve_forever()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``crypto-etl`` argument parser (every command has help)."""
+    parser = argparse.ArgumentParser(
+        prog="crypto-etl",
+        description="Load CoinCap market data into a PostgreSQL warehouse.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logs and tracebacks"
+    )
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="log line format"
+    )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        help="defaults file (default: $CRYPTO_ETL_ENV_FILE or ./env)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    command("migrate", cmd_migrate, "create or upgrade the warehouse schema")
+    p = command("run", cmd_run, "run a pipeline once (or all of them)")
+    p.add_argument("pipeline", choices=[*PIPELINES, "all"], help="what to load")
+    p.add_argument(
+        "--calls-per-minute",
+        type=float,
+        default=600,
+        help="client-side API rate limit (default 600)",
+    )
+    command(
+        "status", cmd_status, "show the last run of each pipeline and data freshness"
+    )
+    p = command("warehouse", cmd_warehouse, "run a local PostgreSQL without Docker")
+    p.add_argument("action", choices=("start", "stop", "status"), help="what to do")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".data/warehouse"),
+        help="cluster directory (default .data/warehouse)",
+    )
+    p = command("simulate", cmd_simulate, "serve a local fake CoinCap v3 API")
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1")
+    p.add_argument("--api-key", default="demo-key", help="the key clients must send")
+    p.add_argument("--seed", type=int, default=7, help="random seed of the market")
+    p.add_argument(
+        "--tick-seconds",
+        type=float,
+        default=0.0,
+        help="move the market every N seconds (0: frozen)",
+    )
+    p.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="share of requests answered with an injected fault (0..1)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run one command and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except RunSkipped as exc:
+        print(f"skipped: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except CryptoEtlError as exc:
+        if args.verbose:
+            log.exception("failed")
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one place that turns a bug into an exit code
+        if args.verbose:
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (run with -v for details)",
+            file=sys.stderr,
+        )
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""HTTP client for the CoinCap v3 REST API.
+
+One ``CoinCapClient`` per process: it sends the key as a Bearer header, times
+out every request, pages list routes until a short page, retries transient
+failures (timeouts, dropped or truncated responses, 429, 5xx) with
+exponential backoff and full jitter while honouring ``Retry-After``, and
+never retries what a person must fix (400, 401, 403, 404, a body that is not
+the documented envelope). It counts calls, bytes and credits so each run can
+record what it spent. The key never appears in a URL, log line or message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, Iterator, Mapping
+
+import requests
+
+from crypto_etl import errors
+from crypto_etl.config import KEY_SIGNUP_URL, Secret
+from crypto_etl.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 2000
+BYTES_PER_CREDIT = 2500
+USER_AGENT = "crypto-etl/0.1 (+https://github.com/crypto-etl-dashboard)"
+
+
+def credits_for(body_bytes: int) -> int:
+    """Return the credits one call costs: 1, plus 1 per extra 2,500 bytes."""
+    return 1 + max(0, body_bytes - 1) // BYTES_PER_CREDIT
+
+
+@dataclass
+class CallStats:
+    """What a client spent: HTTP calls made, body bytes received, credits."""
+
+    calls: int = 0
+    bytes: int = 0
+    credits: int = 0
+
+    def add(self, body_bytes: int) -> None:
+        """Count one call that received ``body_bytes`` bytes."""
+        self.calls += 1
+        self.bytes += body_bytes
+        self.credits += credits_for(body_bytes)
+
+    def since(self, earlier: CallStats) -> CallStats:
+        """Return what was spent after the ``earlier`` copy was taken."""
+        return CallStats(
+            self.calls - earlier.calls,
+            self.bytes - earlier.bytes,
+            self.credits - earlier.credits,
+        )
+
+    def copy(self) -> CallStats:
+        """Return a snapshot to compare against later with ``since``."""
+        return CallStats(self.calls, self.bytes, self.credits)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: attempts, backoff base and cap, and a total time budget."""
+
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    total_budget: float = 120.0
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One successful response: ``data`` as parsed JSON, the API's ``timestamp``."""
+
+    data: Any
+    timestamp: int
+    body_bytes: int = field(default=0, compare=False)
+
+
+class CoinCapClient:
+    """Talk to CoinCap v3 (or anything that speaks its contract).
+
+    Args:
+        base_url: e.g. ``https://rest.coincap.io/v3``.
+        api_key: sent as ``Authorization: Bearer``; never logged.
+        timeout: (connect, read) seconds for every request.
+        retry: the retry policy for transient failures.
+        limiter: a rate limiter shared by the process (None: no limit).
+        sleep, clock, rng: injectable for deterministic behaviour.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Secret,
+        *,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        retry: RetryPolicy = RetryPolicy(),
+        limiter: RateLimiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retry = retry
+        self.limiter = limiter
+        self.stats = CallStats()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._session = requests.Session()
+        self._session.headers.update(
+            {
+                "Authorization": f"Bearer {api_key.reveal()}",
+                "Accept": "application/json",
+                "Accept-Encoding": "gzip",
+                "User-Agent": USER_AGENT,
+            }
+        )
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._session.close()
+
+    def __enter__(self) -> CoinCapClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Envelope:
+        """GET ``path`` (e.g. ``/exchanges``) and return the checked envelope.
+
+        Raises:
+            TransientApiError: a subclass, once retries or the time budget ran out.
+            FatalApiError: a subclass, at once, for what retrying cannot fix.
+        """
+        url = self.base_url + path
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(url, path, params)
+            except errors.TransientApiError as exc:
+                delay = self._backoff(attempt, exc)
+                elapsed = self._clock() - started
+                if attempt >= self.retry.max_attempts:
+                    raise type(exc)(
+                        f"{exc} (gave up after {attempt} attempts)"
+                    ) from exc
+                if elapsed + delay > self.retry.total_budget:
+                    raise type(exc)(
+                        f"{exc} (gave up: the next retry, in {delay:.0f} s, would pass "
+                        f"the {self.retry.total_budget:.0f} s budget)"
+                    ) from exc
+                log.warning(
+                    "GET %s failed: %s; retry %d/%d in %.1f s",
+                    path,
+                    exc,
+                    attempt,
+                    self.retry.max_attempts - 1,
+                    delay,
+                )
+                self._sleep(delay)
+
+    def iter_pages(
+        self, path: str, params: Mapping[str, Any] | None = None, page_size: int = 0
+    ) -> Iterator[Envelope]:
+        """Yield every page of a list route, sending ``limit`` and ``offset``.
+
+        Stops after the first page shorter than ``page_size`` (default and
+        maximum 2000), since the API gives no total count.
+
+        Raises:
+            ApiError: as ``get``; BadPayloadError if ``data`` is not a list.
+        """
+        limit = page_size or MAX_PAGE_SIZE
+        offset = 0
+        while True:
+            page = self.get(path, {**(params or {}), "limit": limit, "offset": offset})
+            if not isinstance(page.data, list):
+                raise errors.BadPayloadError(
+                    f"GET {path}: expected a list in 'data', got "
+                    f"{type(page.data).__name__}; check COINCAP_BASE_URL"
+                )
+            yield page
+            if len(page.data) < limit:
+                return
+            offset += limit
+
+    def _attempt(
+        self, url: str, path: str, params: Mapping[str, Any] | None
+    ) -> Envelope:
+        if self.limiter is not None:
+            self.limiter.acquire()
+        try:
+            response = self._session.get(url, params=params, timeout=self.timeout)
+            body = response.content
+        except requests.Timeout as exc:
+            self.stats.add(0)
+            raise errors.ApiTimeoutError(f"GET {path}: no answer in time") from exc
+        except requests.RequestException as exc:
+            self.stats.add(0)
+            raise errors.ApiConnectionError(
+                f"GET {path}: connection failed ({type(exc).__name__}); "
+                f"check that {self.base_url} is reachable"
+            ) from exc
+        self.stats.add(len(body))
+        _raise_for_status(response, path)
+        return _envelope(body, path)
+
+    def _backoff(self, attempt: int, exc: errors.TransientApiError) -> float:
+        if isinstance(exc, errors.RateLimitedError) and exc.retry_after is not None:
+            return exc.retry_after
+        ceiling = min(self.retry.backoff_cap, self.retry.backoff_base * 2**attempt)
+        return self._rng.uniform(0, ceiling)
+
+
+def _raise_for_status(response: requests.Response, path: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    detail = _error_detail(response)
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise errors.RateLimitedError(
+            f"GET {path}: rate limited (HTTP 429)", retry_after=retry_after
+        )
+    if status >= 500:
+        raise errors.ServerError(f"GET {path}: CoinCap server error (HTTP {status})")
+    if status in (401, 403):
+        raise errors.AuthError(
+            f"GET {path}: CoinCap refused the API key (HTTP {status}); check "
+            f"COINCAP_API_KEY (get or renew one at {KEY_SIGNUP_URL})"
+        )
+    if status == 404:
+        raise errors.NotFoundError(f"GET {path}: not found (HTTP 404{detail})")
+    raise errors.BadRequestError(
+        f"GET {path}: CoinCap rejected the request (HTTP {status}{detail}); "
+        "check the ids, interval and dates you asked for"
+    )
+
+
+def _error_detail(response: requests.Response) -> str:
+    try:
+        message = response.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return f": {message}" if isinstance(message, str) else ""
+
+
+def _envelope(body: bytes, path: str) -> Envelope:
+    try:
+        payload = json.loads(body, parse_float=Decimal)
+    except ValueError as exc:
+        # A cut-off body is the usual cause, so it is worth another try.
+        raise errors.ApiConnectionError(
+            f"GET {path}: the response is not valid JSON (truncated?)"
+        ) from exc
+    if not isinstance(payload, dict) or "data" not in payload:
+        raise errors.BadPayloadError(
+            f"GET {path}: the response is not the {{data, timestamp}} envelope; "
+            "check that COINCAP_BASE_URL points at the CoinCap v3 API"
+        )
+    data = payload["data"]
+    if isinstance(data, dict) and "deprecat" in str(data.get("message", "")).lower():
+        raise errors.ApiRetiredError(
+            f"GET {path}: this is the retired CoinCap v2 API; set COINCAP_BASE_URL "
+            f"to https://rest.coincap.io/v3 and COINCAP_API_KEY ({KEY_SIGNUP_URL})"
+        )
+    timestamp = payload.get("timestamp")
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+        raise errors.BadPayloadError(
+            f"GET {path}: the envelope has no integer 'timestamp'; "
+            "check that COINCAP_BASE_URL points at the CoinCap v3 API"
+        )
+    return Envelope(data=data, timestamp=timestamp, body_bytes=len(body))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Return the seconds a ``Retry-After`` header asks for, or None.
+
+    Accepts delta-seconds and HTTP dates; a date in the past gives 0.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

@@ -1,0 +1,137 @@
+"""The project's exceptions: one root, each class a one-line message.
+
+Every error the library raises on purpose is a ``CryptoEtlError``; the CLI turns
+it into one line on stderr and the class's ``exit_code``. Transient errors are
+the ones worth retrying (the client and the scheduler do); fatal ones need a
+person to change something, and their message says what.
+
+    CryptoEtlError
+    ├── ConfigError ................. a setting is missing or invalid        (3)
+    ├── ApiError .................... CoinCap could not give us the data     (4)
+    │   ├── TransientApiError ....... worth retrying (retries ran out)      (5)
+    │   │   ├── ApiTimeoutError ..... connect or read timeout
+    │   │   ├── ApiConnectionError .. refused, reset or truncated response
+    │   │   ├── RateLimitedError .... HTTP 429
+    │   │   └── ServerError ......... HTTP 5xx
+    │   └── FatalApiError ........... retrying will not help
+    │       ├── AuthError ........... HTTP 401/403: check COINCAP_API_KEY
+    │       ├── BadRequestError ..... HTTP 400
+    │       ├── NotFoundError ....... HTTP 404
+    │       ├── ApiRetiredError ..... the v2 "we are deprecating" body
+    │       └── BadPayloadError ..... not JSON, or not the {data, timestamp} envelope
+    ├── WarehouseError .............. PostgreSQL refused or failed          (6)
+    │   ├── WarehouseUnavailable .... cannot connect
+    │   └── MigrationError .......... a migration failed or was edited
+    ├── LocalWarehouseError ......... the embedded PostgreSQL cluster       (6)
+    ├── DataQualityError ............ a data test failed with error severity (7)
+    ├── PartialFailure .............. some pipelines of a batch failed      (8)
+    └── RunSkipped .................. another run of the pipeline holds the lock (10)
+"""
+
+from __future__ import annotations
+
+
+class CryptoEtlError(Exception):
+    """Root of every error this project raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(CryptoEtlError):
+    """A required setting is missing or has an invalid value."""
+
+    exit_code = 3
+
+
+class ApiError(CryptoEtlError):
+    """The CoinCap API did not give us usable data."""
+
+    exit_code = 4
+
+
+class TransientApiError(ApiError):
+    """A failure that may pass: raised once the retries are used up."""
+
+    exit_code = 5
+
+
+class ApiTimeoutError(TransientApiError):
+    """CoinCap did not answer within the timeout."""
+
+
+class ApiConnectionError(TransientApiError):
+    """The connection to CoinCap failed or the response was cut short."""
+
+
+class RateLimitedError(TransientApiError):
+    """CoinCap answered 429 Too Many Requests."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerError(TransientApiError):
+    """CoinCap answered with a 5xx status."""
+
+
+class FatalApiError(ApiError):
+    """A failure that retrying cannot fix."""
+
+
+class AuthError(FatalApiError):
+    """CoinCap refused the API key (HTTP 401/403)."""
+
+
+class BadRequestError(FatalApiError):
+    """CoinCap rejected the request's parameters (HTTP 400)."""
+
+
+class NotFoundError(FatalApiError):
+    """CoinCap does not know the requested id (HTTP 404)."""
+
+
+class ApiRetiredError(FatalApiError):
+    """The URL points at the retired CoinCap v2 API."""
+
+
+class BadPayloadError(FatalApiError):
+    """The response is not the JSON envelope the contract promises."""
+
+
+class WarehouseError(CryptoEtlError):
+    """PostgreSQL refused or failed an operation."""
+
+    exit_code = 6
+
+
+class WarehouseUnavailable(WarehouseError):
+    """The warehouse cannot be reached."""
+
+
+class MigrationError(WarehouseError):
+    """A schema migration failed, or an applied one was edited."""
+
+
+class LocalWarehouseError(CryptoEtlError):
+    """The embedded PostgreSQL cluster could not be created, started or stopped."""
+
+    exit_code = 6
+
+
+class DataQualityError(CryptoEtlError):
+    """At least one data-quality test failed with error severity."""
+
+    exit_code = 7
+
+
+class PartialFailure(CryptoEtlError):
+    """Some pipelines of a batch failed; the others loaded."""
+
+    exit_code = 8
+
+
+class RunSkipped(CryptoEtlError):
+    """Another run of the same pipeline is in progress, so this one did nothing."""
+
+    exit_code = 10

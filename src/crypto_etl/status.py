@@ -1,0 +1,70 @@
+"""What ``crypto-etl status`` reports: the last run of each pipeline and freshness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from crypto_etl.warehouse import WarehouseConnection
+
+# The newest data point of each pipeline's table, for the freshness column.
+FRESHNESS_SQL = {
+    "exchanges": "SELECT max(updated_at) FROM coincap.exchanges",
+    "assets": "SELECT max(snapshot_at) FROM coincap.assets",
+    "markets": "SELECT max(updated_at) FROM coincap.markets",
+    "rates": "SELECT max(snapshot_at) FROM coincap.rates",
+    "backfill": 'SELECT max("time") FROM coincap.asset_history',
+}
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    """The last run of one pipeline and how fresh its data is."""
+
+    pipeline: str
+    last_status: str | None
+    last_run_at: datetime | None
+    rows_fetched: int
+    rows_inserted: int
+    rows_rejected: int
+    api_calls: int
+    bytes_received: int
+    credits: int
+    error_message: str | None
+    last_success_at: datetime | None
+    newest_data_at: datetime | None
+
+
+def read_status(warehouse: WarehouseConnection) -> list[PipelineStatus]:
+    """Return one status per pipeline that has a table or a run.
+
+    Raises:
+        WarehouseError: when the warehouse cannot be read (e.g. not migrated).
+    """
+    with warehouse.managed_cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT ON (pipeline) pipeline, status, started_at,"
+            " rows_fetched, rows_inserted, rows_rejected, api_calls,"
+            " bytes_received, credits, error_message,"
+            " (SELECT max(finished_at) FROM coincap.etl_runs s"
+            "   WHERE s.pipeline = r.pipeline AND s.status = 'succeeded')"
+            " FROM coincap.etl_runs r ORDER BY pipeline, started_at DESC, run_id DESC"
+        )
+        runs = {row[0]: row for row in cur.fetchall()}
+        newest = {}
+        for name, query in FRESHNESS_SQL.items():
+            cur.execute(query)
+            row = cur.fetchone()
+            newest[name] = row[0] if row else None
+    result = []
+    for name in sorted(set(runs) | set(FRESHNESS_SQL)):
+        run = runs.get(name)
+        if run is None:
+            result.append(
+                PipelineStatus(
+                    name, None, None, 0, 0, 0, 0, 0, 0, None, None, newest.get(name)
+                )
+            )
+            continue
+        result.append(PipelineStatus(*run, newest.get(name)))
+    return result

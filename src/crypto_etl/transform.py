@@ -1,0 +1,273 @@
+"""Pure transforms: raw CoinCap JSON in, typed records out.
+
+Each record type is a frozen dataclass whose fields say where their value
+comes from (a key of the raw row, or the request's context such as the
+envelope timestamp) and how to parse it. One generic parser serves every
+type, so the rules are the same everywhere: numbers become ``Decimal``
+exactly as written, unix-ms times become timezone-aware UTC datetimes,
+``null`` stays ``None``, unknown keys are ignored, and a row that cannot be
+parsed is returned as a ``Rejected`` with the reason instead of stopping the
+batch. Nothing here reads a clock, the environment, or does I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import cache
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class RowError(ValueError):
+    """A row cannot be parsed; the message is the reason stored with the reject."""
+
+
+def get_utc_from_unix_time(
+    unix_ts: int | str | None, second: int = 1000
+) -> datetime | None:
+    """Convert a unix timestamp (milliseconds by default) to an aware UTC datetime.
+
+    Integer arithmetic keeps every millisecond exact, and the result is the
+    same instant whatever the machine's time zone. ``None`` and ``0`` (what
+    CoinCap sends for "never reported") give ``None``.
+
+    Raises:
+        RowError: for a value that is not a non-negative whole number.
+    """
+    if unix_ts is None:
+        return None
+    units = _whole(unix_ts, "timestamp")
+    if units < 0:
+        raise RowError(f"negative timestamp {unix_ts!r}")
+    if units == 0:
+        return None
+    whole, rest = divmod(units, second)
+    return EPOCH + timedelta(seconds=whole, microseconds=rest * 1_000_000 // second)
+
+
+def _whole(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise RowError(f"{what} is a boolean, expected a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    raise RowError(f"{what} {value!r} is not a whole number")
+
+
+def _decimal(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool):
+        raise RowError(f"{what} is a boolean, expected a number")
+    if isinstance(value, (int, Decimal)):
+        number = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise RowError(f"{what} {value!r} is not a number") from None
+    else:
+        raise RowError(f"{what} {value!r} is not a number")
+    if not number.is_finite():
+        raise RowError(f"{what} {value!r} is not a finite number")
+    return number
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise RowError(f"{what} {value!r} is not a string")
+    return value
+
+
+def _bool(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1, "0", "1", "true", "false"):
+        return value in (1, "1", "true")
+    raise RowError(f"{what} {value!r} is not a boolean")
+
+
+def _unix_ms(value: Any, what: str) -> int:
+    number = _whole(value, what)
+    if number < 0:
+        raise RowError(f"{what} {value!r} is negative")
+    return number
+
+
+def _utc(value: Any, what: str) -> datetime | None:
+    return get_utc_from_unix_time(_unix_ms(value, what))
+
+
+PARSERS: dict[str, Callable[[Any, str], Any]] = {
+    "text": _text,
+    "int": _whole,
+    "decimal": _decimal,
+    "bool": _bool,
+    "unix_ms": _unix_ms,
+    "utc": _utc,
+}
+
+
+def source(key: str, kind: str, *, required: bool = False) -> Any:
+    """Declare a field read from the raw row's ``key`` and parsed as ``kind``."""
+    return dataclasses.field(metadata={"key": key, "kind": kind, "required": required})
+
+
+def context(key: str, kind: str = "text") -> Any:
+    """Declare a field taken from the request context (not from the row)."""
+    return dataclasses.field(metadata={"context": key, "kind": kind, "required": True})
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One exchange as CoinCap last reported it."""
+
+    exchange_id: str = source("exchangeId", "text", required=True)
+    name: str | None = source("name", "text")
+    rank: int | None = source("rank", "int")
+    percent_total_volume: Decimal | None = source("percentTotalVolume", "decimal")
+    volume_usd: Decimal | None = source("volumeUsd", "decimal")
+    trading_pairs: int | None = source("tradingPairs", "int")
+    socket: bool | None = source("socket", "bool")
+    exchange_url: str | None = source("exchangeUrl", "text")
+    updated_unix_ms: int = source("updated", "unix_ms", required=True)
+    updated_at: datetime | None = source("updated", "utc", required=True)
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One asset in a snapshot; ``snapshot_at`` is the envelope's timestamp."""
+
+    asset_id: str = source("id", "text", required=True)
+    snapshot_at: datetime = context("snapshot_at", "utc")
+    rank: int | None = source("rank", "int")
+    symbol: str | None = source("symbol", "text")
+    name: str | None = source("name", "text")
+    supply: Decimal | None = source("supply", "decimal")
+    max_supply: Decimal | None = source("maxSupply", "decimal")
+    market_cap_usd: Decimal | None = source("marketCapUsd", "decimal")
+    volume_usd_24hr: Decimal | None = source("volumeUsd24Hr", "decimal")
+    price_usd: Decimal | None = source("priceUsd", "decimal")
+    change_percent_24hr: Decimal | None = source("changePercent24Hr", "decimal")
+    vwap_24hr: Decimal | None = source("vwap24Hr", "decimal")
+    explorer: str | None = source("explorer", "text")
+
+
+@dataclass(frozen=True)
+class Market:
+    """One trading pair on one exchange, keyed by its ``updated`` time."""
+
+    exchange_id: str = source("exchangeId", "text", required=True)
+    base_id: str = source("baseId", "text", required=True)
+    quote_id: str = source("quoteId", "text", required=True)
+    updated_unix_ms: int = source("updated", "unix_ms", required=True)
+    updated_at: datetime | None = source("updated", "utc", required=True)
+    base_symbol: str | None = source("baseSymbol", "text")
+    quote_symbol: str | None = source("quoteSymbol", "text")
+    rank: int | None = source("rank", "int")
+    price_quote: Decimal | None = source("priceQuote", "decimal")
+    price_usd: Decimal | None = source("priceUsd", "decimal")
+    volume_usd_24hr: Decimal | None = source("volumeUsd24Hr", "decimal")
+    percent_exchange_volume: Decimal | None = source("percentExchangeVolume", "decimal")
+    trades_count_24hr: int | None = source("tradesCount24Hr", "int")
+
+
+@dataclass(frozen=True)
+class Rate:
+    """One conversion rate in a snapshot (``rateUsd`` may be a string or a number)."""
+
+    rate_id: str = source("id", "text", required=True)
+    snapshot_at: datetime = context("snapshot_at", "utc")
+    symbol: str | None = source("symbol", "text")
+    currency_symbol: str | None = source("currencySymbol", "text")
+    type: str | None = source("type", "text")
+    rate_usd: Decimal = source("rateUsd", "decimal", required=True)
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One price point of an asset at one interval."""
+
+    asset_id: str = context("asset_id")
+    interval: str = context("interval")
+    time: datetime = source("time", "utc", required=True)
+    price_usd: Decimal = source("priceUsd", "decimal", required=True)
+
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A raw row that could not be parsed, and why."""
+
+    raw: Any
+    reason: str
+
+
+@dataclass(frozen=True)
+class Parsed(Generic[R]):
+    """The outcome of parsing a batch: good records and quarantined rows."""
+
+    records: list[R]
+    rejects: list[Rejected]
+
+
+def column_names(record_type: type[Any]) -> list[str]:
+    """Return the field names of a record type, in order (the table's columns)."""
+    return [f.name for f in dataclasses.fields(record_type)]
+
+
+@cache
+def _plan(
+    record_type: type[Any],
+) -> list[tuple[bool, str, Callable[[Any, str], Any], bool]]:
+    # Read the field declarations once per type, not once per row.
+    plan = []
+    for f in dataclasses.fields(record_type):
+        meta = f.metadata
+        from_ctx = "context" in meta
+        where = meta["context"] if from_ctx else meta["key"]
+        plan.append((from_ctx, where, PARSERS[meta["kind"]], meta["required"]))
+    return plan
+
+
+def parse_row(
+    record_type: type[R], raw: Any, ctx: Mapping[str, Any] | None = None
+) -> R:
+    """Parse one raw row into ``record_type``.
+
+    Raises:
+        RowError: naming the first field that is missing or malformed.
+    """
+    if not isinstance(raw, dict):
+        raise RowError(f"row is a {type(raw).__name__}, not an object")
+    values: list[Any] = []
+    for from_ctx, where, parser, required in _plan(record_type):  # type: ignore[arg-type]
+        value = (ctx or {})[where] if from_ctx else raw.get(where)
+        if value is None:
+            if required:
+                raise RowError(f"missing {where}")
+            values.append(None)
+        else:
+            values.append(parser(value, where))
+    return record_type(*values)
+
+
+def parse_rows(
+    record_type: type[R], rows: Iterable[Any], ctx: Mapping[str, Any] | None = None
+) -> Parsed[R]:
+    """Parse every row; rows that fail become ``Rejected`` with their reason."""
+    records: list[R] = []
+    rejects: list[Rejected] = []
+    for raw in rows:
+        try:
+            records.append(parse_row(record_type, raw, ctx))
+        except RowError as exc:
+            rejects.append(Rejected(raw=raw, reason=str(exc)))
+    return Parsed(records, rejects)

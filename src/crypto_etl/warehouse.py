@@ -1,0 +1,234 @@
+"""The PostgreSQL warehouse: connection, transactions, locks and migrations.
+
+``WarehouseConnection`` holds one connection for a process (``run all``
+reuses it for every pipeline). ``managed_cursor()`` is one transaction: it
+commits when the block ends normally, rolls back on any exception, and always
+closes the cursor. psycopg2 errors leave this module as ``WarehouseError``
+subclasses whose message says what to check; the password never appears.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Iterator
+
+import psycopg2
+import psycopg2.extensions
+
+from crypto_etl.config import WarehouseSettings
+from crypto_etl.errors import (
+    MigrationError,
+    RunSkipped,
+    WarehouseError,
+    WarehouseUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+Cursor = psycopg2.extensions.cursor
+
+
+class WarehouseConnection:
+    """A lazily opened connection to the warehouse.
+
+    Args:
+        settings: host, port, database, user and password.
+        application_name: shown in ``pg_stat_activity``.
+        connect_timeout: seconds to wait for the server.
+    """
+
+    def __init__(
+        self,
+        settings: WarehouseSettings,
+        *,
+        application_name: str = "crypto-etl",
+        connect_timeout: int = 5,
+    ) -> None:
+        self.settings = settings
+        self._application_name = application_name
+        self._connect_timeout = connect_timeout
+        self._conn: psycopg2.extensions.connection | None = None
+
+    @property
+    def connection(self) -> psycopg2.extensions.connection:
+        """The open connection (opened on first use).
+
+        Raises:
+            WarehouseUnavailable: when the server cannot be reached or refuses us.
+        """
+        if self._conn is None or self._conn.closed:
+            s = self.settings
+            try:
+                self._conn = psycopg2.connect(
+                    host=s.host,
+                    port=s.port,
+                    dbname=s.dbname,
+                    user=s.user,
+                    password=s.password.reveal(),
+                    connect_timeout=self._connect_timeout,
+                    application_name=self._application_name,
+                )
+            except psycopg2.OperationalError as exc:
+                raise WarehouseUnavailable(
+                    f"cannot connect to the warehouse {s.describe()}: "
+                    f"{_first_line(exc)}; check that it is running "
+                    "(`crypto-etl warehouse start` or `make up`) and the "
+                    "WAREHOUSE_* settings"
+                ) from exc
+        return self._conn
+
+    @contextmanager
+    def managed_cursor(self) -> Iterator[Cursor]:
+        """Yield a cursor inside one transaction.
+
+        Commits when the block ends, rolls back when it raises, always closes.
+
+        Raises:
+            WarehouseError: a database error, rolled back (other exceptions
+                from the block are re-raised unchanged after the rollback).
+        """
+        conn = self.connection
+        cursor = conn.cursor()
+        try:
+            yield cursor
+            conn.commit()
+        except psycopg2.Error as exc:
+            self._rollback()
+            if isinstance(exc, psycopg2.OperationalError) and conn.closed:
+                raise WarehouseUnavailable(
+                    f"lost the connection to {self.settings.describe()}: "
+                    f"{_first_line(exc)}"
+                ) from exc
+            raise WarehouseError(f"warehouse error: {_first_line(exc)}") from exc
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            if not cursor.closed:
+                cursor.close()
+
+    @contextmanager
+    def pipeline_lock(self, name: str) -> Iterator[None]:
+        """Hold a session advisory lock named after a pipeline for the block.
+
+        Raises:
+            RunSkipped: at once, when another session holds the lock.
+        """
+        with self.managed_cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),))
+            row = cur.fetchone()
+        if not (row and row[0]):
+            raise RunSkipped(f"{name}: another run is in progress; skipped")
+        try:
+            yield
+        finally:
+            if not self.connection.closed:
+                with self.managed_cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", (lock_key(name),))
+
+    def close(self) -> None:
+        """Close the connection (releasing any advisory lock it holds)."""
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+
+    def __enter__(self) -> WarehouseConnection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _rollback(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            try:
+                self._conn.rollback()
+            except psycopg2.Error:
+                log.debug("rollback failed; the connection is gone", exc_info=True)
+
+
+def lock_key(name: str) -> int:
+    """Return a stable signed 64-bit advisory-lock key for a name."""
+    digest = hashlib.sha256(f"crypto_etl:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One versioned SQL file shipped in ``crypto_etl/migrations``."""
+
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        """The file's sha256, to detect a migration edited after it was applied."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def available_migrations() -> list[Migration]:
+    """Return the packaged migrations (``NNNN_name.sql``) in version order."""
+    found = []
+    for entry in resources.files("crypto_etl.migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            version, _, name = entry.name.removesuffix(".sql").partition("_")
+            found.append(Migration(int(version), name, entry.read_text("utf-8")))
+    return sorted(found, key=lambda m: m.version)
+
+
+def migrate(warehouse: WarehouseConnection) -> list[Migration]:
+    """Apply every migration not applied yet, all in one transaction.
+
+    Concurrent callers wait on a transaction advisory lock, so two
+    ``migrate`` runs never apply the same file twice.
+
+    Returns:
+        The migrations applied now (empty when the schema was up to date).
+
+    Raises:
+        MigrationError: when a migration fails or an applied one was edited.
+    """
+    pending: list[Migration] = []
+    try:
+        with warehouse.managed_cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("migrate"),))
+            cur.execute("CREATE SCHEMA IF NOT EXISTS coincap")
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS coincap.schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " checksum text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur.execute("SELECT version, checksum FROM coincap.schema_migrations")
+            applied = dict(cur.fetchall())
+            for migration in available_migrations():
+                if migration.version not in applied:
+                    pending.append(migration)
+                elif applied[migration.version] != migration.checksum:
+                    raise MigrationError(
+                        f"migration {migration.version}_{migration.name} was "
+                        "edited after it was applied; add a new migration instead"
+                    )
+            for migration in pending:
+                log.info(
+                    "applying migration %04d_%s", migration.version, migration.name
+                )
+                cur.execute(migration.sql)
+                cur.execute(
+                    "INSERT INTO coincap.schema_migrations (version, name, checksum)"
+                    " VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, migration.checksum),
+                )
+    except WarehouseError as exc:
+        if isinstance(exc, (MigrationError, WarehouseUnavailable)):
+            raise
+        raise MigrationError(f"migration failed, nothing was applied: {exc}") from exc
+    return pending
