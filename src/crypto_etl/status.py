@@ -66,5 +66,5 @@ def read_status(warehouse: WarehouseConnection) -> list[PipelineStatus]:
                 )
             )
             continue
-        result.append(PipelineStatus(*run, newest.get(name)))
+        result.append(PipelineStatus(*[*run, newest.get(name)]))
     return result

@@ -248,7 +248,8 @@ def parse_row(
     if not isinstance(raw, dict):
         raise RowError(f"row is a {type(raw).__name__}, not an object")
     values: list[Any] = []
-    for from_ctx, where, parser, required in _plan(record_type):  # type: ignore[arg-type]
+    plan = _plan(record_type)  # type: ignore[arg-type]
+    for from_ctx, where, parser, required in plan:
         value = (ctx or {})[where] if from_ctx else raw.get(where)
         if value is None:
             if required:

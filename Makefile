@@ -1,0 +1,38 @@
+# Every target works on a fresh machine: `make setup` builds .venv first.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+PYTEST_ARGS ?=
+
+.PHONY: setup run test ci lint format up down demo bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The main job: a local warehouse (no Docker needed), the schema, one load.
+run: setup
+	$(BIN)/crypto-etl warehouse start
+	$(BIN)/crypto-etl migrate
+	$(BIN)/crypto-etl run all
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/black --check src test
+	$(BIN)/flake8 src test
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/black src test
+
+ci: lint test
+
+clean:
+	-$(BIN)/crypto-etl warehouse stop
+	rm -rf $(VENV) .data build *.egg-info src/*.egg-info .pytest_cache .mypy_cache
