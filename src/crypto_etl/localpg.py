@@ -186,10 +186,10 @@ class LocalWarehouse:
             current = self.status()
             if current.running:
                 return current
+            if account is not None:
+                _check_traversable(self._data_dir, account)
         else:
             self._create_cluster(bin_dir, account)
-        if account is not None:
-            _check_traversable(self._data_dir, account)
         self._check_port_free()
         self._write_server_conf(account)
         self._pg_ctl_start(bin_dir, account)
@@ -223,8 +223,6 @@ class LocalWarehouse:
                 )
             time.sleep(0.05)  # poll interval
         return True
-
-    # -- creation ---------------------------------------------------------
 
     def _create_cluster(self, bin_dir: Path, account: pwd.struct_passwd | None) -> None:
         self._prepare_data_dir(account)
@@ -283,8 +281,6 @@ class LocalWarehouse:
             _give(parent, account)
         _check_traversable(self._data_dir, account)
 
-    # -- settings -----------------------------------------------------------
-
     def _stored_settings(self) -> _StoredSettings | None:
         path = self._data_dir / _SETTINGS_FILE
         try:
@@ -342,8 +338,6 @@ class LocalWarehouse:
             f"full_page_writes = {durable}\n",
             account,
         )
-
-    # -- running --------------------------------------------------------------
 
     def _check_port_free(self) -> None:
         if _port_taken(self._host, self._port):
@@ -422,6 +416,8 @@ class LocalWarehouse:
             pid = int(first_line)
         except (FileNotFoundError, ValueError):
             return None
+        except OSError as exc:
+            raise LocalWarehouseError(f"cannot read {exc.filename}: {exc}") from None
         return pid if _is_postgres_process(pid) else None
 
     def _log_excerpt(self) -> str:
@@ -432,9 +428,6 @@ class LocalWarehouse:
         except FileNotFoundError:
             return f"(no server log at {self._log_path})"
         return f"server log {self._log_path} ends with:\n" + "\n".join(tail)
-
-
-# -- helpers -------------------------------------------------------------------
 
 
 def _service_account() -> pwd.struct_passwd | None:
@@ -521,18 +514,11 @@ def _check_traversable(data_dir: Path, account: pwd.struct_passwd) -> None:
 
 def _is_postgres_process(pid: int) -> bool:
     """True if ``pid`` is a live postgres process (not a zombie, not a reused pid)."""
-    if Path("/proc/self").is_dir():
-        try:
-            return b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return False
+    # A zombie's cmdline is empty; the postmaster's names its binary.
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _wildcard(host: str) -> bool:

@@ -81,6 +81,9 @@ def _decimal(value: Any, what: str) -> Decimal:
 def _text(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise RowError(f"{what} {value!r} is not a string")
+    if "\x00" in value:
+        # PostgreSQL text cannot hold NUL; one such row must not fail the batch.
+        raise RowError(f"{what} contains a NUL character")
     return value
 
 

@@ -58,7 +58,9 @@ def test_bad_port_and_bad_base_url_are_rejected(tmp_path):
     with pytest.raises(ConfigError, match="WAREHOUSE_PORT must be a port number"):
         load_settings({**FULL, "WAREHOUSE_PORT": "54x"}, tmp_path / "none")
     with pytest.raises(ConfigError, match="COINCAP_BASE_URL must be an http"):
-        load_settings({**FULL, "COINCAP_BASE_URL": "rest.coincap.io"}, tmp_path / "none")
+        load_settings(
+            {**FULL, "COINCAP_BASE_URL": "rest.coincap.io"}, tmp_path / "none"
+        )
 
 
 def test_default_base_url_is_the_real_v3_api(tmp_path):
@@ -67,7 +69,9 @@ def test_default_base_url_is_the_real_v3_api(tmp_path):
 
 
 def test_secrets_never_show_in_repr():
-    settings = load_settings({**FULL, "COINCAP_API_KEY": "sk-very-secret"}, Path("/nope"))
+    settings = load_settings(
+        {**FULL, "COINCAP_API_KEY": "sk-very-secret"}, Path("/nope")
+    )
     assert "sk-very-secret" not in repr(settings)
     assert "pw-from-shell" not in repr(settings)
     assert str(Secret("x")) == "Secret('********')"

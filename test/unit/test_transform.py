@@ -100,7 +100,9 @@ def test_rate_usd_accepts_a_string_or_a_json_number_exactly():
 
 def test_assets_markets_and_history_examples_parse_without_rejects():
     assets = example("assets.json")
-    parsed_assets = parse_rows(Asset, assets["data"], {"snapshot_at": assets["timestamp"]})
+    parsed_assets = parse_rows(
+        Asset, assets["data"], {"snapshot_at": assets["timestamp"]}
+    )
     assert parsed_assets.rejects == []
     assert parsed_assets.records[0].price_usd == Decimal("57435.2862859343831301")
     markets = parse_rows(Market, example("markets.json")["data"])
@@ -136,7 +138,11 @@ def test_utc_conversion_is_the_same_instant_in_any_machine_time_zone():
     for tz in ("UTC", "America/New_York", "Asia/Kolkata"):
         env = {**os.environ, "TZ": tz}
         done = subprocess.run(
-            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         outputs.add(done.stdout.strip())
     assert outputs == {"2021-07-08T23:45:43.298000+00:00"}

@@ -106,7 +106,9 @@ class PriceCurve:
             total += amp * left
         return self._base * math.exp(total)
 
-    def series(self, start_ms: int, end_ms: int, step_ms: int) -> list[tuple[int, float]]:
+    def series(
+        self, start_ms: int, end_ms: int, step_ms: int
+    ) -> list[tuple[int, float]]:
         """Return ``(time, price)`` on the ``step_ms`` grid in ``[start_ms, end_ms)``.
 
         Grid points are multiples of ``step_ms`` since the epoch (UTC midnight

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Entry point of the crypto-etl image (containers/etl/Dockerfile).
+#
+#   etl-entrypoint [scheduler]  wait for the warehouse, apply the migrations,
+#                               then hand PID 1 to supercronic running the
+#                               schedule in scheduler/crontab.
+#   etl-entrypoint CMD ARGS...  run CMD as given (the dashboard, a one-off
+#                               `crypto-etl provision-metabase`, a shell).
+#
+# The wait retries the idempotent `crypto-etl migrate` itself rather than
+# probing the port: success then means the server accepts this role's
+# password on this database, which a port probe cannot tell. It gives up after
+# WAREHOUSE_WAIT_SECONDS (default 120) and prints the last error.
+set -euo pipefail
+
+# Written once the migrations are applied: the image's HEALTHCHECK looks for it.
+readonly READY_FILE=/tmp/crypto-etl.ready
+readonly CRONTAB=/app/scheduler/crontab
+readonly POLL_SECONDS=2
+
+migrate_when_warehouse_is_up() {
+    local wait_seconds=${WAREHOUSE_WAIT_SECONDS:-120}
+    local deadline=$((SECONDS + wait_seconds))
+    local output
+    until output=$(crypto-etl migrate 2>&1); do
+        if ((SECONDS >= deadline)); then
+            echo "etl-entrypoint: warehouse not ready after ${wait_seconds}s;" \
+                "last error from crypto-etl migrate:" >&2
+            echo "$output" >&2
+            return 1
+        fi
+        sleep "$POLL_SECONDS"
+    done
+    echo "$output"
+}
+
+if [[ $# -eq 0 || $1 == scheduler ]]; then
+    # A restarted container keeps its /tmp: start unhealthy until migrated.
+    rm -f "$READY_FILE"
+    migrate_when_warehouse_is_up
+    touch "$READY_FILE"
+    exec supercronic "$CRONTAB"
+fi
+exec "$@"

@@ -1,0 +1,128 @@
+"""Injectable faults: what the next matching requests get instead of data.
+
+Faults are queued by the test (or drawn at random in chaos mode) and consumed
+by requests whose path matches. A request takes at most one delay and at most
+one answer fault (a status or a truncation), so "slow, then 500" is two calls.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+
+TRUNCATE_MODES = ("short_body", "bad_json")
+
+# Bodies of injected statuses when the test gives none: the documented JSON
+# errors, an HTML page for gateway errors (as a proxy would send), else empty.
+_GATEWAY_PAGE = b"<html><body><h1>%d Service Unavailable</h1></body></html>"
+DEFAULT_BODIES: dict[int, bytes] = {
+    400: b'{"error":"Invalid query parameters"}',
+    500: b'{"error":"Internal server error"}',
+    502: _GATEWAY_PAGE % 502,
+    503: _GATEWAY_PAGE % 503,
+    504: _GATEWAY_PAGE % 504,
+}
+_CHAOS_DELAY_SECONDS = 1.5
+
+
+@dataclass
+class Fault:
+    """One queued fault.
+
+    ``kind`` is ``"status"``, ``"delay"`` or ``"truncate"``; ``remaining`` is
+    how many requests it still hits (None: until cleared); ``path`` restricts it
+    to request paths starting with that prefix (with or without ``/v3``).
+    """
+
+    kind: str
+    remaining: int | None
+    path: str | None
+    status: int = 0
+    retry_after: str | None = None
+    body: bytes | None = None
+    seconds: float = 0.0
+    mode: str = "short_body"
+
+    def matches(self, path: str) -> bool:
+        """Tell whether this fault applies to a request for ``path``."""
+        if self.path is None:
+            return True
+        relative = path[3:] if path.startswith("/v3/") else path
+        return path.startswith(self.path) or relative.startswith(self.path)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do to one request: sleep first, then answer normally or not."""
+
+    delay_seconds: float = 0.0
+    status: int | None = None
+    retry_after: str | None = None
+    body: bytes = b""
+    truncate: str | None = None
+
+
+class FaultPlan:
+    """A thread-safe queue of faults plus the optional seeded chaos mode."""
+
+    def __init__(self, *, fault_rate: float, seed: int) -> None:
+        """``fault_rate`` is the chance that an otherwise healthy request fails."""
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._fault_rate = fault_rate
+        self._rng = random.Random(seed)
+
+    def add(self, fault: Fault) -> None:
+        """Queue ``fault``; raises ValueError for an unknown truncation mode."""
+        if fault.kind == "truncate" and fault.mode not in TRUNCATE_MODES:
+            raise ValueError(f"truncate mode must be one of {TRUNCATE_MODES}")
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self) -> None:
+        """Drop every queued and permanent fault."""
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, path: str) -> Decision:
+        """Consume the faults that apply to one request for ``path``."""
+        with self._lock:
+            delay = self._consume(path, kinds=("delay",))
+            answer = self._consume(path, kinds=("status", "truncate"))
+            if delay is None and answer is None and self._fault_rate > 0:
+                return self._chaos()
+        seconds = delay.seconds if delay else 0.0
+        if answer is None:
+            return Decision(delay_seconds=seconds)
+        if answer.kind == "truncate":
+            return Decision(delay_seconds=seconds, truncate=answer.mode)
+        body = answer.body
+        if body is None:
+            body = DEFAULT_BODIES.get(answer.status, b"")
+        return Decision(seconds, answer.status, answer.retry_after, body)
+
+    def _consume(self, path: str, kinds: tuple[str, ...]) -> Fault | None:
+        """Take one use of the first matching fault of ``kinds`` (lock held)."""
+        for fault in self._faults:
+            if fault.kind in kinds and fault.matches(path):
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                return fault
+        return None
+
+    def _chaos(self) -> Decision:
+        """Draw a random fault with probability ``fault_rate`` (lock held)."""
+        rng = self._rng
+        if rng.random() >= self._fault_rate:
+            return Decision()
+        kind = rng.choice(("429", "500", "slow", "truncated"))
+        if kind == "429":
+            return Decision(status=429, retry_after=rng.choice((None, "1")))
+        if kind == "500":
+            return Decision(status=500, body=DEFAULT_BODIES[500])
+        if kind == "slow":
+            return Decision(delay_seconds=_CHAOS_DELAY_SECONDS)
+        return Decision(truncate=rng.choice(TRUNCATE_MODES))

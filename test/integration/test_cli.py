@@ -1,0 +1,161 @@
+"""The crypto-etl command as a user sees it: output, one-line errors, exit codes."""
+
+import json
+import subprocess
+import sys
+
+import psycopg2
+import pytest
+
+from crypto_etl.cli import build_parser
+from crypto_etl.warehouse import lock_key
+
+from conftest import API_KEY, admin_connection, free_port, query
+
+
+def test_every_command_has_help_text():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, command in sub.choices.items():
+        assert command.description, f"{name} has no help"
+        for action in command._actions:
+            assert action.help, f"{name} {action.dest} has no help"
+
+
+def test_the_console_script_is_installed():
+    done = subprocess.run(
+        [sys.executable, "-m", "crypto_etl.cli", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and "migrate" in done.stdout
+
+
+def test_migrate_twice_is_a_no_op_the_second_time(cli):
+    # The test database is cloned from a migrated template.
+    result = cli("migrate")
+    assert (result.code, result.out) == (0, "the schema is up to date\n")
+
+
+def test_migrate_on_an_empty_database_applies_everything(
+    cli, env, pg_server, monkeypatch
+):
+    empty = env["WAREHOUSE_DB"] + "_empty"
+    conn = admin_connection(pg_server[1])
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{empty}"')
+    monkeypatch.setenv("WAREHOUSE_DB", empty)
+    try:
+        first = cli("migrate")
+        second = cli("migrate")
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE "{empty}" WITH (FORCE)')
+        conn.close()
+    assert first.code == 0 and first.out.startswith("applied ")
+    assert "0001_core" in first.out
+    assert second.out == "the schema is up to date\n"
+
+
+def test_an_edited_migration_is_refused(cli, db):
+    query(db, "UPDATE coincap.schema_migrations SET checksum = 'x' WHERE version = 1")
+    result = cli("migrate")
+    assert result.code == 6
+    assert result.err == (
+        "error: migration 1_core was edited after it was applied; "
+        "add a new migration instead\n"
+    )
+
+
+def test_run_exchanges_prints_what_it_loaded(cli):
+    result = cli("run", "exchanges")
+    assert result.code == 0
+    assert result.out == "exchanges: fetched 60, inserted 60, rejected 0 (1 calls, " + (
+        result.out.split("(1 calls, ")[1]
+    )
+    assert cli("run", "exchanges").out.startswith("exchanges: fetched 60, inserted 0,")
+
+
+def test_status_shows_the_last_run_and_freshness(cli):
+    cli("run", "exchanges")
+    result = cli("status")
+    assert result.code == 0
+    line = next(x for x in result.out.splitlines() if x.startswith("exchanges"))
+    assert "succeeded" in line and " 60 " in line and "ago" in line
+    assert "no data" in next(
+        x for x in result.out.splitlines() if x.startswith("rates")
+    )
+
+
+def test_a_wrong_key_is_one_line_naming_the_setting_and_exit_code_4(cli, monkeypatch):
+    monkeypatch.setenv("COINCAP_API_KEY", "wrong-key-123456")
+    result = cli("run", "exchanges")
+    assert result.code == 4
+    assert result.err.count("\n") == 1
+    assert result.err.startswith("error: GET /exchanges: CoinCap refused the API key")
+    assert "COINCAP_API_KEY" in result.err and "wrong-key-123456" not in result.err
+
+
+def test_a_missing_key_is_a_config_error_with_exit_code_3(cli, monkeypatch):
+    monkeypatch.delenv("COINCAP_API_KEY")
+    result = cli("run", "exchanges")
+    assert result.code == 3
+    assert result.err.startswith("error: COINCAP_API_KEY is not set")
+    assert result.err.count("\n") == 1
+
+
+def test_database_down_is_one_line_with_exit_code_6_and_no_traceback(cli, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_PORT", str(free_port()))
+    result = cli("run", "exchanges")
+    assert result.code == 6
+    assert result.err.startswith(
+        "error: cannot connect to the warehouse etl_test@127.0.0.1:"
+    )
+    assert "Traceback" not in result.err and result.err.count("\n") == 1
+
+
+def test_an_overlapping_run_is_skipped_with_exit_code_10(cli, db):
+    holder = psycopg2.connect(
+        host=db.host,
+        port=db.port,
+        dbname=db.dbname,
+        user=db.user,
+        password=db.password.reveal(),
+    )
+    with holder.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s)", (lock_key("exchanges"),))
+    try:
+        result = cli("run", "exchanges")
+    finally:
+        holder.close()
+    assert result.code == 10
+    assert result.err == "skipped: exchanges: another run is in progress; skipped\n"
+    assert query(db, "SELECT status FROM coincap.etl_runs") == [("skipped",)]
+    assert query(db, "SELECT count(*) FROM coincap.exchanges") == [(0,)]
+
+
+def test_json_logs_are_one_object_per_line(cli):
+    result = cli("--log-format", "json", "run", "exchanges")
+    lines = [json.loads(x) for x in result.err.splitlines()]
+    assert lines and all(
+        {"time", "level", "logger", "message"} <= set(x) for x in lines
+    )
+    assert any("inserted 60" in x["message"] for x in lines)
+
+
+@pytest.mark.parametrize("verbose", [[], ["-v"]])
+def test_the_api_key_never_appears_in_output_logs_or_stored_rows(
+    cli, simulator, db, verbose
+):
+    simulator.fail_next(500)
+    simulator.fail_next(429, retry_after="0")
+    outputs = [cli(*verbose, "run", "exchanges")]
+    simulator.fail_always(401)
+    outputs.append(cli(*verbose, "run", "exchanges"))
+    outputs.append(cli(*verbose, "status"))
+    assert [r.code for r in outputs] == [0, 4, 0]
+    for result in outputs:
+        assert API_KEY not in result.out and API_KEY not in result.err
+    dump = query(db, "SELECT row_to_json(r)::text FROM coincap.etl_runs r")
+    dump += query(db, "SELECT row_to_json(r)::text FROM coincap.rejects r")
+    assert all(API_KEY not in row[0] for row in dump)
