@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from crypto_etl.simulator.curve import INTERVAL_MS, MAX_HISTORY_WINDOW_MS, iso_ms
+from crypto_etl.simulator.curve import (
+    INTERVAL_MS,
+    MAX_HISTORY_WINDOW_MS,
+    PriceCurve,
+    iso_ms,
+)
 from crypto_etl.simulator.market import Market, Row, Snapshot, dec
 
 MAX_LIMIT = 2000
@@ -85,12 +90,15 @@ def dispatch(market: Market, path: str, params: Mapping[str, str]) -> Reply:
     if route == "/rates/{slug}":
         row = snap.rates_by_id.get(parts[1])
         return _one(snap, row, {"error": "Conversion rate not found"})
+    if route == "/assets/{slug}/history":
+        curve = market.curve(parts[1])
+        if curve is None:
+            return _asset_missing(snap, parts[1])
+        return _history(curve, snap, params)
     if route.startswith("/assets/{slug}"):
         slug = parts[1]
         if slug not in snap.assets_by_id:
-            return 404, {"error": f"{slug} not found", "timestamp": snap.timestamp}
-        if route == "/assets/{slug}/history":
-            return _history(market, snap, slug, params)
+            return _asset_missing(snap, slug)
         if route == "/assets/{slug}/markets":
             rows = snap.markets_by_asset.get(slug, [])
             return _paged(snap, rows, params, default_limit=10)
@@ -104,6 +112,10 @@ def _envelope(snap: Snapshot, data: object) -> dict[str, object]:
 
 def _one(snap: Snapshot, row: Row | None, missing: dict[str, object]) -> Reply:
     return (404, missing) if row is None else (200, _envelope(snap, row))
+
+
+def _asset_missing(snap: Snapshot, slug: str) -> Reply:
+    return 404, {"error": f"{slug} not found", "timestamp": snap.timestamp}
 
 
 def _int_param(params: Mapping[str, str], name: str) -> int | None:
@@ -153,10 +165,8 @@ def _rates(snap: Snapshot, params: Mapping[str, str]) -> Reply:
     return 200, _envelope(snap, rows)
 
 
-def _history(
-    market: Market, snap: Snapshot, slug: str, params: Mapping[str, str]
-) -> Reply:
-    """Points of ``slug`` on the interval grid in ``[start, end)``.
+def _history(curve: PriceCurve, snap: Snapshot, params: Mapping[str, str]) -> Reply:
+    """Points of ``curve`` on the interval grid in ``[start, end)``.
 
     Without start and end the window is the interval's maximum ending at the
     simulator clock. A missing or unknown interval, only one of start and end,
@@ -175,8 +185,6 @@ def _history(
         start, end = snap.timestamp - window, snap.timestamp
     if start is None or end is None or not 0 <= start <= end or end - start > window:
         return 400, BAD_QUERY
-    curve = market.curve(slug)
-    assert curve is not None, "the caller checked that the asset exists"
     points = curve.series(start, end, INTERVAL_MS[interval])
     data = [{"priceUsd": dec(p), "time": t, "date": iso_ms(t)} for t, p in points]
     return 200, _envelope(snap, data)
