@@ -16,12 +16,20 @@ from typing import Callable, Sequence
 
 from crypto_etl import logs
 from crypto_etl.coincap import CoinCapClient
+from crypto_etl.backfill import (
+    INTERVAL_MS,
+    make_plan,
+    plan_windows,
+    run_backfill,
+    to_ms,
+    top_assets,
+)
 from crypto_etl.config import Settings, load_settings
-from crypto_etl.errors import CryptoEtlError, RunSkipped
+from crypto_etl.errors import ConfigError, CryptoEtlError, RunSkipped
 from crypto_etl.pipeline import run_many, run_snapshot
 from crypto_etl.ratelimit import RateLimiter
 from crypto_etl.snapshots import PIPELINES
-from crypto_etl.status import read_status
+from crypto_etl.status import credit_usage, read_status
 from crypto_etl.warehouse import WarehouseConnection, migrate
 
 log = logging.getLogger("crypto_etl.cli")
@@ -35,11 +43,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _client(settings: Settings, args: argparse.Namespace) -> CoinCapClient:
+def _client(settings: Settings) -> CoinCapClient:
+    # One limiter for the whole process: every call of every pipeline shares it.
     return CoinCapClient(
         settings.coincap_base_url,
         settings.api_key(),
-        limiter=RateLimiter(args.calls_per_minute),
+        limiter=RateLimiter(settings.calls_per_minute),
     )
 
 
@@ -58,7 +67,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with (
-        _client(settings, args) as client,
+        _client(settings) as client,
         WarehouseConnection(settings.warehouse) as warehouse,
     ):
         if args.pipeline == "all":
@@ -71,6 +80,55 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{run.rows_inserted}, rejected {run.rows_rejected} "
             f"({run.spent.calls} calls, {run.spent.bytes} bytes)"
         )
+    return 0
+
+
+def _csv(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected ids like bitcoin,ethereum")
+    return items
+
+
+def _date(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
+        ) from None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    end = args.end or datetime.now(timezone.utc)
+    with (
+        _client(settings) as client,
+        WarehouseConnection(settings.warehouse) as warehouse,
+    ):
+        assets = args.asset or top_assets(client, args.top)
+        try:
+            windows = plan_windows(assets, args.interval, to_ms(args.start), to_ms(end))
+        except ValueError as exc:
+            raise ConfigError(f"backfill: {exc}") from exc
+        if args.dry_run:
+            plan = make_plan(warehouse, windows)
+            for w in plan.todo:
+                print(
+                    f"GET /assets/{w.asset_id}/history?interval={w.interval}"
+                    f"&start={w.start_ms}&end={w.end_ms - 1}"
+                )
+            print(
+                f"{len(plan.todo)} calls, about {plan.estimated_credits} credits "
+                f"({plan.done} windows already loaded)"
+            )
+            return 0
+        run = run_backfill(client, warehouse, windows)
+    print(
+        f"backfill: fetched {run.rows_fetched}, inserted {run.rows_inserted} points "
+        f"({run.spent.calls} calls, {run.spent.credits} credits)"
+    )
     return 0
 
 
@@ -89,6 +147,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with WarehouseConnection(settings.warehouse) as warehouse:
         statuses = read_status(warehouse)
+        credits = credit_usage(warehouse, settings.monthly_credits)
     header = f"{'pipeline':<10} {'last run':<17} {'status':<9} {'fetched':>8} "
     print(
         header
@@ -103,6 +162,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         if s.last_status == "failed" and s.error_message:
             print(f"{'':<10} error: {s.error_message}")
+    print(
+        f"credits: {credits.today} today, {credits.month} this month "
+        f"of a {credits.budget} monthly budget (COINCAP_MONTHLY_CREDITS)"
+    )
+    if credits.warning:
+        print(f"warning: {credits.warning}", file=sys.stderr)
     return 0
 
 
@@ -183,11 +248,19 @@ def build_parser() -> argparse.ArgumentParser:
     command("migrate", cmd_migrate, "create or upgrade the warehouse schema")
     p = command("run", cmd_run, "run a pipeline once (or all of them)")
     p.add_argument("pipeline", choices=[*PIPELINES, "all"], help="what to load")
+    p = command("backfill", cmd_backfill, "load price history, resumably")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--asset", type=_csv, help="asset ids, comma-separated")
+    which.add_argument("--top", type=int, help="the N highest-ranked assets")
     p.add_argument(
-        "--calls-per-minute",
-        type=float,
-        default=600,
-        help="client-side API rate limit (default 600)",
+        "--interval", required=True, choices=INTERVAL_MS, help="point spacing"
+    )
+    p.add_argument("--start", required=True, type=_date, help="UTC date or datetime")
+    p.add_argument("--end", type=_date, help="UTC date or datetime (default: now)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the calls and estimated credits; fetch nothing",
     )
     command(
         "status", cmd_status, "show the last run of each pipeline and data freshness"

@@ -71,6 +71,8 @@ class Settings:
     coincap_api_key: Secret | None = field(repr=False)
     reader_user: str | None
     reader_password: Secret | None = field(repr=False)
+    calls_per_minute: float = 600.0
+    monthly_credits: int = 2500
     sources: tuple[str, ...] = ()
 
     def api_key(self) -> Secret:
@@ -158,6 +160,18 @@ def load_settings(
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"COINCAP_BASE_URL must be an http(s) URL, got {base_url!r}")
 
+    def number(name: str, default: float) -> float:
+        text = get(name)
+        if text is None:
+            return default
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if value <= 0:
+            raise ConfigError(f"{name} must be a positive number, got {text!r}")
+        return value
+
     def secret(name: str) -> Secret | None:
         value = get(name)
         return None if value is None else Secret(value)
@@ -174,6 +188,8 @@ def load_settings(
         coincap_api_key=secret("COINCAP_API_KEY"),
         reader_user=get("WAREHOUSE_READER_USER"),
         reader_password=secret("WAREHOUSE_READER_PASSWORD"),
+        calls_per_minute=number("COINCAP_CALLS_PER_MINUTE", 600.0),
+        monthly_credits=int(number("COINCAP_MONTHLY_CREDITS", 2500)),
         sources=sources,
     )
 

@@ -68,3 +68,39 @@ def read_status(warehouse: WarehouseConnection) -> list[PipelineStatus]:
             continue
         result.append(PipelineStatus(*[*run, newest.get(name)]))
     return result
+
+
+@dataclass(frozen=True)
+class CreditUsage:
+    """Credits spent today and this month (UTC) against the monthly budget."""
+
+    today: int
+    month: int
+    budget: int
+
+    @property
+    def warning(self) -> str | None:
+        """A warning once 80% of the budget is spent, else None."""
+        if self.month >= self.budget:
+            return f"the monthly credit budget ({self.budget}) is exhausted"
+        if self.month >= 0.8 * self.budget:
+            return (
+                f"{self.month} of {self.budget} monthly credits spent "
+                f"({100 * self.month // self.budget}%): the budget will run out soon"
+            )
+        return None
+
+
+def credit_usage(warehouse: WarehouseConnection, budget: int) -> CreditUsage:
+    """Sum the credits recorded by runs today and this calendar month (UTC)."""
+    with warehouse.managed_cursor() as cur:
+        cur.execute(
+            "SELECT coalesce(sum(credits) FILTER (WHERE started_at >="
+            "   date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'), 0),"
+            " coalesce(sum(credits), 0) FROM coincap.etl_runs"
+            " WHERE started_at >="
+            "   date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+        )
+        row = cur.fetchone()
+    today, month = row if row else (0, 0)
+    return CreditUsage(int(today), int(month), budget)

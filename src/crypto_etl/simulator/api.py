@@ -119,7 +119,7 @@ def _asset_missing(snap: Snapshot, slug: str) -> Reply:
 
 
 def _int_param(params: Mapping[str, str], name: str) -> int | None:
-    """Return ``params[name]`` as an int; None if absent. Raises ValueError if not an int."""
+    """Return ``params[name]`` as an int, None if absent; ValueError if not an int."""
     text = params.get(name)
     return None if text is None else int(text.strip())
 

@@ -158,7 +158,7 @@ class Market:
             self._snapshot = None
 
     def set_exchange_rows(self, rows: list[Row] | None) -> None:
-        """Serve ``rows`` verbatim from ``/exchanges``; None restores the generated ones."""
+        """Serve ``rows`` verbatim from ``/exchanges``; None restores the generated."""
         with self._lock:
             self._exchange_rows = copy.deepcopy(rows)
             self._snapshot = None
@@ -342,7 +342,7 @@ class Market:
 
     def _render_exchanges(self) -> list[Row]:
         total = sum(ex.volume or 0.0 for ex in self._exchanges) or 1.0
-        rows = []
+        rows: list[Row] = []
         for ex in self._exchanges:
             volume = ex.volume
             rows.append(

@@ -1,0 +1,73 @@
+"""What the simulator served: request counts, body bytes and a request log.
+
+Tests read these to prove a client made no call, or that its credit
+accounting matches the bytes actually served. The API key never reaches the
+log: the server drops ``apiKey`` from the query before recording.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One served request: ``params`` is the query without ``apiKey``;
+    ``body_bytes`` counts the body bytes actually written (half of the body
+    for a truncated answer)."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    status: int
+    body_bytes: int
+
+
+class Stats:
+    """Thread-safe counters and log of served requests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_route: Counter[str] = Counter()
+        self._bytes = 0
+        self._log: list[RequestRecord] = []
+
+    def record(self, route: str, request: RequestRecord) -> None:
+        """Count ``request`` under ``route`` (e.g. ``/assets/{slug}``)."""
+        with self._lock:
+            self._by_route[route] += 1
+            self._bytes += request.body_bytes
+            self._log.append(request)
+
+    def reset(self) -> None:
+        """Forget every request served so far."""
+        with self._lock:
+            self._by_route.clear()
+            self._bytes = 0
+            self._log.clear()
+
+    @property
+    def calls(self) -> int:
+        """Number of requests served."""
+        with self._lock:
+            return len(self._log)
+
+    @property
+    def calls_by_route(self) -> dict[str, int]:
+        """Requests served per route name."""
+        with self._lock:
+            return dict(self._by_route)
+
+    @property
+    def bytes_sent(self) -> int:
+        """Total response body bytes written."""
+        with self._lock:
+            return self._bytes
+
+    @property
+    def request_log(self) -> list[RequestRecord]:
+        """A copy of the request log, oldest first."""
+        with self._lock:
+            return list(self._log)

@@ -1,0 +1,400 @@
+"""The HTTP side of the simulator: auth, faults, accounting, and the public class.
+
+:class:`CoinCapSimulator` serves a seeded :class:`~.market.Market` on
+127.0.0.1 with ``ThreadingHTTPServer`` (HTTP/1.1 keep-alive, one daemon thread
+per connection). The access log is quiet: the request line can carry the API
+key in ``?apiKey=``, so only the path (never the query) is logged, at DEBUG.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import cast
+from urllib.parse import parse_qs, urlsplit
+
+from crypto_etl.simulator.accounting import RequestRecord, Stats
+from crypto_etl.simulator.api import dispatch, retired, route_name
+from crypto_etl.simulator.faults import Decision, Fault, FaultPlan
+from crypto_etl.simulator.market import DEFAULT_START_MS, TICK_MS, Market
+
+_log = logging.getLogger(__name__)
+
+
+class _State:
+    """What request handlers share: the market, the faults, the stats, the key."""
+
+    def __init__(self, api_key: str, market: Market, faults: FaultPlan) -> None:
+        self.market = market
+        self.faults = faults
+        self.stats = Stats()
+        self._bearer = ("Bearer " + api_key).encode()
+        self._key = api_key.encode()
+
+    def authorized(self, header: str | None, query_key: str | None) -> bool:
+        """Tell whether the Authorization header or ``?apiKey=`` carries the key."""
+        if header is not None and hmac.compare_digest(header.encode(), self._bearer):
+            return True
+        return query_key is not None and hmac.compare_digest(
+            query_key.encode(), self._key
+        )
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading server that can also cut its open keep-alive connections."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], state: _State) -> None:
+        super().__init__(address, _Handler)
+        self.state = state
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def track(self, conn: socket.socket, is_open: bool) -> None:
+        """Remember (or forget) a connection so :meth:`close_all` can cut it."""
+        with self._open_lock:
+            if is_open:
+                self._open.add(conn)
+            else:
+                self._open.discard(conn)
+
+    def close_all(self) -> None:
+        """Shut every open connection, so a stopped server answers nothing."""
+        with self._open_lock:
+            for conn in self._open:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed by the peer
+            self._open.clear()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # drop idle keep-alive connections eventually
+
+    def setup(self) -> None:
+        super().setup()
+        cast(_Server, self.server).track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            cast(_Server, self.server).track(self.connection, False)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Stay quiet: the default access log prints the query, hence the key."""
+
+    def do_GET(self) -> None:
+        state = cast(_Server, self.server).state
+        split = urlsplit(self.path)
+        path = split.path
+        params = {k: v[0] for k, v in parse_qs(split.query, True).items()}
+        query_key = params.pop("apiKey", None)
+        route = route_name(path)
+        if route == "/v2":
+            status, sent = self._reply(200, _json(retired(state.market.clock)))
+        elif not state.authorized(self.headers.get("Authorization"), query_key):
+            status, sent = self._reply(401, b"")
+        else:
+            status, sent = self._answer(state, path, params, state.faults.take(path))
+        state.stats.record(route, RequestRecord("GET", path, params, status, sent))
+        _log.debug("GET %s -> %d (%d bytes)", path, status, sent)
+
+    def _answer(
+        self, state: _State, path: str, params: dict[str, str], decision: Decision
+    ) -> tuple[int, int]:
+        """Apply ``decision`` (delay, injected status or truncation) or serve data."""
+        if decision.delay_seconds:
+            time.sleep(decision.delay_seconds)
+        if decision.status is not None:
+            return self._reply(decision.status, decision.body, decision.retry_after)
+        status, payload = dispatch(state.market, path, params)
+        return self._reply(status, _json(payload), truncate=decision.truncate)
+
+    def _reply(
+        self,
+        status: int,
+        body: bytes,
+        retry_after: str | None = None,
+        truncate: str | None = None,
+    ) -> tuple[int, int]:
+        """Send one response; returns ``(status, body bytes written)``.
+
+        ``truncate="short_body"`` announces the whole length but writes half
+        and closes the connection; ``"bad_json"`` sends half the body as a
+        complete response.
+        """
+        payload = body[: len(body) // 2] if truncate else body
+        length = len(body) if truncate == "short_body" else len(payload)
+        try:
+            self.send_response(status)
+            if body.startswith(b"<"):
+                self.send_header("Content-Type", "text/html")
+            elif body:
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(length))
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
+            self.end_headers()
+            self.wfile.write(payload)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (its timeout ran out during a delay).
+            self.close_connection = True
+            return status, 0
+        if truncate == "short_body":
+            self.close_connection = True
+        return status, len(payload)
+
+
+def _json(payload: object) -> bytes:
+    """Encode as CoinCap does: compact UTF-8 JSON."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class CoinCapSimulator:
+    """A local CoinCap v3 API for tests and demos.
+
+    Serves ``/v3/...`` on ``host`` (``port`` 0 picks a free one) with the key
+    ``api_key``, a market generated from ``seed`` whose clock starts at
+    ``start_ms`` (default: a fixed 2024 instant, or now when
+    ``auto_tick_seconds`` is set, in which case the market ticks by itself and
+    its clock follows the wall clock). ``fault_rate`` > 0 turns on chaos mode:
+    that share of requests gets a 429, a 500, a slow or a truncated answer.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "demo-key",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 7,
+        start_ms: int | None = None,
+        auto_tick_seconds: float | None = None,
+        fault_rate: float = 0.0,
+        n_exchanges: int = 60,
+        n_assets: int = 300,
+    ) -> None:
+        """Build the market; raises ValueError for an empty key or bad options."""
+        if not api_key:
+            raise ValueError("api_key must not be empty")
+        if auto_tick_seconds is not None and auto_tick_seconds <= 0:
+            raise ValueError("auto_tick_seconds must be positive")
+        if not 0.0 <= fault_rate <= 1.0:
+            raise ValueError("fault_rate must be within [0, 1]")
+        if start_ms is None:
+            start_ms = DEFAULT_START_MS if auto_tick_seconds is None else _now_ms()
+        market = Market(
+            seed=seed, start_ms=start_ms, n_exchanges=n_exchanges, n_assets=n_assets
+        )
+        self._state = _State(
+            api_key, market, FaultPlan(fault_rate=fault_rate, seed=seed)
+        )
+        self._address = (host, port)
+        self._auto_tick_seconds = auto_tick_seconds
+        self._httpd: _Server | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind and serve in daemon threads; returns once connections are accepted.
+
+        Raises RuntimeError if already started, OSError if the port is taken.
+        """
+        if self._httpd is not None:
+            raise RuntimeError("the simulator is already running")
+        self._httpd = _Server(self._address, self._state)
+        self._stopping.clear()
+        # The socket listens from the bind on: no readiness wait is needed.
+        self._threads = [
+            threading.Thread(
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="coincap-simulator",
+                daemon=True,
+            )
+        ]
+        if self._auto_tick_seconds is not None:
+            self._threads.append(
+                threading.Thread(
+                    target=self._auto_tick, name="coincap-simulator-ticker", daemon=True
+                )
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close every connection; does nothing if not running."""
+        self._stopping.set()
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.close_all()
+        httpd.server_close()
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`stop` or Ctrl-C (for the CLI), then stop cleanly."""
+        self.start()
+        try:
+            self._stopping.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def __enter__(self) -> CoinCapSimulator:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port; raises RuntimeError before :meth:`start`."""
+        if self._httpd is None:
+            raise RuntimeError("the simulator is not running")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v3``; raises RuntimeError before :meth:`start`."""
+        return f"http://{self._address[0]}:{self.port}/v3"
+
+    # -- the market ---------------------------------------------------------
+
+    @property
+    def clock_ms(self) -> int:
+        """The simulator clock (unix ms): the envelope ``timestamp``."""
+        return self._state.market.clock
+
+    def tick(self, changed_exchanges: int | None = None) -> None:
+        """Advance the market one step (one minute of simulator time).
+
+        Exactly ``changed_exchanges`` reporting exchanges (all if None) get new
+        volumes and a later ``updated``. Raises ValueError if more than the
+        reporting exchanges, or a negative number, are asked for.
+        """
+        self._state.market.tick(changed_exchanges, TICK_MS)
+
+    def set_exchanges(self, rows: list[dict[str, object]] | None) -> None:
+        """Serve ``rows`` verbatim from ``/exchanges`` (paging still applies).
+
+        ``/exchanges/{id}`` finds them by ``exchangeId``; None restores the
+        generated exchanges.
+        """
+        self._state.market.set_exchange_rows(rows)
+
+    def _auto_tick(self) -> None:
+        """Tick every ``auto_tick_seconds``, keeping the clock on wall time."""
+        interval = cast(float, self._auto_tick_seconds)
+        origin_ms, origin = self._state.market.clock, time.monotonic()
+        while not self._stopping.wait(interval):
+            target = origin_ms + round((time.monotonic() - origin) * 1000)
+            step = max(1, target - self._state.market.clock)
+            self._state.market.tick(None, step)
+
+    # -- faults -------------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        retry_after: str | None = None,
+        body: bytes | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` matching requests with ``status``.
+
+        ``retry_after`` adds a Retry-After header; ``body`` replaces the
+        default body (the documented JSON error for 400/500, an HTML page for
+        502-504, else empty); ``path`` is a prefix such as ``/markets``.
+        """
+        _check_times(times)
+        fault = Fault("status", times, path, status, retry_after, body)
+        self._state.faults.add(fault)
+
+    def fail_always(self, status: int, path: str | None = None) -> None:
+        """Answer every matching request with ``status`` until :meth:`clear_faults`."""
+        self._state.faults.add(Fault("status", None, path, status))
+
+    def delay_next(
+        self, seconds: float, times: int = 1, path: str | None = None
+    ) -> None:
+        """Sleep ``seconds`` before answering the next ``times`` matching requests."""
+        _check_times(times)
+        self._state.faults.add(Fault("delay", times, path, seconds=seconds))
+
+    def truncate_next(
+        self, times: int = 1, path: str | None = None, mode: str = "short_body"
+    ) -> None:
+        """Cut the body of the next ``times`` matching answers in half.
+
+        ``mode="short_body"`` announces the full Content-Length then closes the
+        connection; ``"bad_json"`` is valid HTTP with half a JSON document.
+        Raises ValueError for another mode.
+        """
+        _check_times(times)
+        self._state.faults.add(Fault("truncate", times, path, mode=mode))
+
+    def clear_faults(self) -> None:
+        """Drop every pending and permanent fault."""
+        self._state.faults.clear()
+
+    # -- accounting ---------------------------------------------------------
+
+    @property
+    def calls(self) -> int:
+        """Requests received (any status, v2 and 401 included)."""
+        return self._state.stats.calls
+
+    @property
+    def calls_by_route(self) -> dict[str, int]:
+        """Requests per route, e.g. ``{"/assets/{slug}/history": 3}``."""
+        return self._state.stats.calls_by_route
+
+    @property
+    def bytes_sent(self) -> int:
+        """Response body bytes written in total."""
+        return self._state.stats.bytes_sent
+
+    @property
+    def request_log(self) -> list[RequestRecord]:
+        """Every request served, oldest first, without the API key."""
+        return self._state.stats.request_log
+
+    def reset_stats(self) -> None:
+        """Zero the counters and empty the request log."""
+        self._state.stats.reset()
+
+
+def _check_times(times: int) -> None:
+    """Raise ValueError unless ``times`` is at least 1."""
+    if times < 1:
+        raise ValueError("times must be at least 1")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
