@@ -26,6 +26,7 @@ from crypto_etl.errors import (
     CryptoEtlError,
     PartialFailure,
     RunSkipped,
+    WarehouseUnavailable,
 )
 from crypto_etl.loader import Table, load, store_rejects
 from crypto_etl.runlog import RunRecord, insert_run, now_utc
@@ -104,12 +105,12 @@ def run_snapshot(
                 run_id = insert_run(cur, run)
                 store_rejects(cur, pipeline.name, run_id, parsed.rejects)
     except RunSkipped as exc:
-        _record_outcome(warehouse, run, "skipped", str(exc))
+        _record_outcome(warehouse, run, "skipped", exc)
         raise
     except CryptoEtlError as exc:
         run.spent = client.stats.since(before)
         run.rows_inserted = 0
-        _record_outcome(warehouse, run, "failed", str(exc))
+        _record_outcome(warehouse, run, "failed", exc)
         raise
     for reject in parsed.rejects:
         log.warning("%s: rejected a row: %s", pipeline.name, reject.reason)
@@ -126,16 +127,18 @@ def run_snapshot(
 
 
 def _record_outcome(
-    warehouse: WarehouseConnection, run: RunRecord, status: str, message: str
+    warehouse: WarehouseConnection, run: RunRecord, status: str, cause: CryptoEtlError
 ) -> None:
     run.status = status
-    run.error_message = message
+    run.error_message = str(cause)
+    if isinstance(cause, WarehouseUnavailable):
+        return  # nowhere to record it; the caller reports the cause
     try:
         with warehouse.managed_cursor() as cur:
             insert_run(cur, run)
     except CryptoEtlError as exc:
-        # The warehouse itself may be what failed; the caller still sees
-        # the original error, and the log says why the run row is missing.
+        # The caller still sees the original error; the log says why the
+        # run row is missing.
         log.error("%s: could not record the %s run: %s", run.pipeline, status, exc)
 
 

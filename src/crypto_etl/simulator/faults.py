@@ -23,7 +23,7 @@ DEFAULT_BODIES: dict[int, bytes] = {
     503: _GATEWAY_PAGE % 503,
     504: _GATEWAY_PAGE % 504,
 }
-_CHAOS_DELAY_SECONDS = 1.5
+_CHAOS_DELAY_SECONDS = 0.5
 
 
 @dataclass

@@ -217,6 +217,7 @@ class CoinCapSimulator:
         if self._httpd is not None:
             raise RuntimeError("the simulator is already running")
         self._httpd = _Server(self._address, self._state)
+        self._state.market.snapshot()  # render now, not during the first request
         self._stopping.clear()
         # The socket listens from the bind on: no readiness wait is needed.
         self._threads = [
