@@ -9,29 +9,42 @@
 #
 # The wait retries the idempotent `crypto-etl migrate` itself rather than
 # probing the port: success then means the server accepts this role's
-# password on this database, which a port probe cannot tell. It gives up after
-# WAREHOUSE_WAIT_SECONDS (default 120) and prints the last error.
+# password on this database, which a port probe cannot tell. It retries only
+# on exit code 6 (a warehouse error: not reachable yet, or still starting up),
+# gives up after WAREHOUSE_WAIT_SECONDS (default 120) and stops at once on any
+# other failure, such as a configuration error that no wait will fix.
 set -euo pipefail
 
 # Written once the migrations are applied: the image's HEALTHCHECK looks for it.
-readonly READY_FILE=/tmp/crypto-etl.ready
+readonly READY_FILE=${ETL_READY_FILE:-/tmp/crypto-etl.ready}
 readonly CRONTAB=/app/scheduler/crontab
+readonly WAREHOUSE_ERROR_EXIT=6
 readonly POLL_SECONDS=2
 
 migrate_when_warehouse_is_up() {
     local wait_seconds=${WAREHOUSE_WAIT_SECONDS:-120}
     local deadline=$((SECONDS + wait_seconds))
-    local output
-    until output=$(crypto-etl migrate 2>&1); do
+    local output status
+    while true; do
+        status=0
+        output=$(crypto-etl migrate 2>&1) || status=$?
+        if ((status == 0)); then
+            echo "$output"
+            return 0
+        fi
+        if ((status != WAREHOUSE_ERROR_EXIT)); then
+            echo "etl-entrypoint: crypto-etl migrate failed (exit $status):" >&2
+            echo "$output" >&2
+            return "$status"
+        fi
         if ((SECONDS >= deadline)); then
             echo "etl-entrypoint: warehouse not ready after ${wait_seconds}s;" \
                 "last error from crypto-etl migrate:" >&2
             echo "$output" >&2
-            return 1
+            return "$status"
         fi
         sleep "$POLL_SECONDS"
     done
-    echo "$output"
 }
 
 if [[ $# -eq 0 || $1 == scheduler ]]; then

@@ -13,6 +13,7 @@ an average over the bucket would; the live price uses every layer.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import zlib
@@ -70,8 +71,12 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _node(stream: int, k: int) -> float:
-    """The lattice value of node ``k`` of a layer: uniform in [-1, 1)."""
+    """The lattice value of node ``k`` of a layer: uniform in [-1, 1).
+
+    Memoised: the coarse layers' nodes are shared by every nearby time.
+    """
     return _mix(stream ^ ((k * _NODE_STRIDE) & _MASK)) / 2.0**63 - 1.0
 
 

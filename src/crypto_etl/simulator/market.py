@@ -26,6 +26,7 @@ TICK_MS = 60_000
 DEFAULT_START_MS = 1_726_084_400_000
 
 Row = dict[str, object]
+_KNOWN_IDS = frozenset(spec.asset_id for spec in catalog.ASSETS)
 
 
 def dec(value: float) -> str:
@@ -205,7 +206,7 @@ class Market:
         rng = self._rng
         explorer = catalog.EXPLORERS.get(spec.asset_id)
         tokens = copy.deepcopy(catalog.TOKENS.get(spec.asset_id, {}))
-        known = spec in catalog.ASSETS
+        known = spec.asset_id in _KNOWN_IDS
         if not known and rng.random() < 0.5:
             address = "0x" + "".join(rng.choice("0123456789abcdef") for _ in range(40))
             explorer = "https://etherscan.io/token/" + address
@@ -324,9 +325,12 @@ class Market:
             self._render_asset(asset, volumes.get(asset.spec.asset_id, 0.0))
             for asset in self._assets
         ]
-        markets = [
-            self._render_pair(ex, pair) for ex in self._exchanges for pair in ex.pairs
-        ]
+        markets: list[Row] = []
+        for ex in self._exchanges:
+            total = ex.volume or 1.0
+            markets += (
+                self._render_pair(ex.spec.exchange_id, total, p) for p in ex.pairs
+            )
         rates = self._render_rates()
         return Snapshot(
             timestamp=self._clock,
@@ -393,14 +397,14 @@ class Market:
         }
 
     @staticmethod
-    def _render_pair(exchange: _Exchange, pair: _Pair) -> Row:
-        total = exchange.volume or 1.0
+    def _render_pair(exchange_id: str, total: float, pair: _Pair) -> Row:
+        """A ``/markets`` row; ``total`` is the exchange's volume."""
         live = pair.volume > 0
         trades = None
         if live and pair.trade_size is not None:
             trades = str(max(1, int(pair.volume / pair.trade_size)))
         return {
-            "exchangeId": exchange.spec.exchange_id,
+            "exchangeId": exchange_id,
             "rank": str(pair.rank),
             "baseSymbol": pair.base.spec.symbol,
             "baseId": pair.base.spec.asset_id,

@@ -1,0 +1,1 @@
+"""Dashboards: one shared definition, the built-in web dashboard, Metabase."""
