@@ -30,7 +30,7 @@ from crypto_etl.pipeline import run_many, run_snapshot
 from crypto_etl.ratelimit import RateLimiter
 from crypto_etl.snapshots import PIPELINES
 from crypto_etl.status import credit_usage, read_status
-from crypto_etl.warehouse import WarehouseConnection, migrate
+from crypto_etl.warehouse import WarehouseConnection, ensure_reader_role, migrate
 
 log = logging.getLogger("crypto_etl.cli")
 
@@ -56,6 +56,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with WarehouseConnection(settings.warehouse) as warehouse:
         applied = migrate(warehouse)
+        if settings.reader_user and settings.reader_password:
+            ensure_reader_role(
+                warehouse, settings.reader_user, settings.reader_password.reveal()
+            )
     if applied:
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied)
         print(f"applied {len(applied)} migration(s): {names}")

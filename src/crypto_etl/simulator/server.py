@@ -14,6 +14,7 @@ import logging
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import cast
@@ -21,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from crypto_etl.simulator.accounting import RequestRecord, Stats
 from crypto_etl.simulator.api import dispatch, retired, route_name
-from crypto_etl.simulator.faults import Decision, Fault, FaultPlan
+from crypto_etl.simulator.faults import Fault, FaultPlan
 from crypto_etl.simulator.market import DEFAULT_START_MS, TICK_MS, Market
 
 _log = logging.getLogger(__name__)
@@ -102,59 +103,70 @@ class _Handler(BaseHTTPRequestHandler):
         query_key = params.pop("apiKey", None)
         route = route_name(path)
         if route == "/v2":
-            status, sent = self._reply(200, _json(retired(state.market.clock)))
+            reply = _Reply(200, _json(retired(state.market.clock)))
         elif not state.authorized(self.headers.get("Authorization"), query_key):
-            status, sent = self._reply(401, b"")
+            reply = _Reply(401, b"")
         else:
-            status, sent = self._answer(state, path, params, state.faults.take(path))
-        state.stats.record(route, RequestRecord("GET", path, params, status, sent))
-        _log.debug("GET %s -> %d (%d bytes)", path, status, sent)
+            reply = self._answer(state, path, params)
+        sent = len(reply.payload)
+        # Counted before writing: a client may check the stats as soon as it
+        # has read the answer, before this thread runs again.
+        state.stats.record(
+            route, RequestRecord("GET", path, params, reply.status, sent)
+        )
+        _log.debug("GET %s -> %d (%d bytes)", path, reply.status, sent)
+        self._send(reply)
 
-    def _answer(
-        self, state: _State, path: str, params: dict[str, str], decision: Decision
-    ) -> tuple[int, int]:
-        """Apply ``decision`` (delay, injected status or truncation) or serve data."""
+    def _answer(self, state: _State, path: str, params: dict[str, str]) -> _Reply:
+        """Apply the faults due (delay, injected status, truncation) or serve data."""
+        decision = state.faults.take(path)
         if decision.delay_seconds:
             time.sleep(decision.delay_seconds)
         if decision.status is not None:
-            return self._reply(decision.status, decision.body, decision.retry_after)
+            return _Reply(decision.status, decision.body, decision.retry_after)
         status, payload = dispatch(state.market, path, params)
-        return self._reply(status, _json(payload), truncate=decision.truncate)
+        return _Reply(status, _json(payload), truncate=decision.truncate)
 
-    def _reply(
-        self,
-        status: int,
-        body: bytes,
-        retry_after: str | None = None,
-        truncate: str | None = None,
-    ) -> tuple[int, int]:
-        """Send one response; returns ``(status, body bytes written)``.
-
-        ``truncate="short_body"`` announces the whole length but writes half
-        and closes the connection; ``"bad_json"`` sends half the body as a
-        complete response.
-        """
-        payload = body[: len(body) // 2] if truncate else body
-        length = len(body) if truncate == "short_body" else len(payload)
+    def _send(self, reply: _Reply) -> None:
+        """Write ``reply``; a short body closes the connection after it."""
         try:
-            self.send_response(status)
-            if body.startswith(b"<"):
+            self.send_response(reply.status)
+            if reply.body.startswith(b"<"):
                 self.send_header("Content-Type", "text/html")
-            elif body:
+            elif reply.body:
                 self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(length))
-            if retry_after is not None:
-                self.send_header("Retry-After", retry_after)
+            self.send_header("Content-Length", str(reply.content_length))
+            if reply.retry_after is not None:
+                self.send_header("Retry-After", reply.retry_after)
             self.end_headers()
-            self.wfile.write(payload)
+            self.wfile.write(reply.payload)
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (its timeout ran out during a delay).
             self.close_connection = True
-            return status, 0
-        if truncate == "short_body":
+        if reply.truncate == "short_body":
             self.close_connection = True
-        return status, len(payload)
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """One answer: ``truncate="short_body"`` announces the whole length but
+    writes half; ``"bad_json"`` sends half the body as a complete response."""
+
+    status: int
+    body: bytes
+    retry_after: str | None = None
+    truncate: str | None = None
+
+    @property
+    def payload(self) -> bytes:
+        """The bytes actually written."""
+        return self.body[: len(self.body) // 2] if self.truncate else self.body
+
+    @property
+    def content_length(self) -> int:
+        """The announced length, larger than the payload for a short body."""
+        return len(self.body) if self.truncate == "short_body" else len(self.payload)
 
 
 def _json(payload: object) -> bytes:

@@ -1,0 +1,119 @@
+"""What both benchmarks share: a throwaway warehouse, memory probes, a table.
+
+The warehouse is the project's own ``LocalWarehouse`` in a fresh /tmp dir on
+a free port, with ``fast=False`` (fsync and synchronous commit on, as a real
+warehouse runs), migrated with ``crypto_etl.warehouse.migrate``; it is
+stopped and deleted when the block ends.
+"""
+
+from __future__ import annotations
+
+import resource
+import secrets
+import shutil
+import socket
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from crypto_etl.config import Secret, WarehouseSettings
+from crypto_etl.localpg import LocalWarehouse
+from crypto_etl.warehouse import WarehouseConnection, migrate
+
+BENCH_USER = "etl_bench"
+BENCH_DB = "crypto_bench"
+MB = 1024 * 1024
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def throwaway_warehouse() -> Iterator[WarehouseSettings]:
+    """Start a durable (``fast=False``) migrated PostgreSQL; yield how to reach it.
+
+    Raises:
+        LocalWarehouseError: PostgreSQL is missing or fails to start.
+    """
+    # Not under a private temp dir: the server runs as `postgres` when we are root.
+    root = Path(tempfile.mkdtemp(prefix="crypto-etl-bench-", dir="/tmp"))
+    root.chmod(0o755)
+    password = secrets.token_urlsafe(16)
+    cluster = LocalWarehouse(
+        root / "data",
+        port=free_port(),
+        dbname=BENCH_DB,
+        user=BENCH_USER,
+        password=password,
+        fast=False,
+    )
+    try:
+        state = cluster.start()
+        settings = WarehouseSettings(
+            host="127.0.0.1",
+            port=state.port,
+            dbname=BENCH_DB,
+            user=BENCH_USER,
+            password=Secret(password),
+        )
+        with WarehouseConnection(settings) as warehouse:
+            migrate(warehouse)
+        yield settings
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _status_kb(field: str) -> int:
+    """Read one ``kB`` field (VmRSS, VmHWM) of /proc/self/status."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def rss_bytes() -> int:
+    """This process's resident set size now."""
+    return _status_kb("VmRSS") * 1024
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) of this process.
+
+    Returns False when the kernel does not allow it; ``peak_rss_bytes`` then
+    reports the peak since the process started.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_bytes() -> int:
+    """The peak RSS since ``reset_peak_rss`` (or since the process started)."""
+    try:
+        return _status_kb("VmHWM") * 1024
+    except (OSError, RuntimeError):
+        # ru_maxrss is in kB on Linux.
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Render a GitHub markdown table, numbers right-aligned."""
+    aligned = [
+        "---:" if rows and _numeric(rows[0][i]) else "---" for i in range(len(headers))
+    ]
+    lines = [headers, aligned, *rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def _numeric(cell: str) -> bool:
+    return cell.replace(",", "").replace(".", "").replace("×", "").strip().isdigit()
