@@ -15,8 +15,8 @@ cd "$(dirname "$0")/.."
 timeout=${STACK_UP_TIMEOUT_SECONDS:-600}
 
 if ! docker compose up --detach --build --wait --wait-timeout "$timeout"; then
-    echo "stack-up: the stack was not healthy within ${timeout}s." \
-        "Service states and their latest log lines follow." >&2
+    echo "stack-up: the stack did not come up healthy within ${timeout}s" \
+        "(see any build error above). Service states and recent logs:" >&2
     docker compose ps --all >&2
     docker compose logs --tail 30 >&2
     exit 1

@@ -21,10 +21,22 @@ RETIRED = (
 )
 
 
-@pytest.fixture
-def sim() -> Iterator[CoinCapSimulator]:
+@pytest.fixture(scope="module")
+def running_sim() -> Iterator[CoinCapSimulator]:
     with CoinCapSimulator(api_key=KEY) as simulator:
         yield simulator
+
+
+@pytest.fixture
+def sim(running_sim: CoinCapSimulator) -> CoinCapSimulator:
+    """The module's simulator, without faults, overrides or stats of earlier tests.
+
+    Its market may have ticked: every test here compares states it saw itself.
+    """
+    running_sim.clear_faults()
+    running_sim.set_exchanges(None)
+    running_sim.reset_stats()
+    return running_sim
 
 
 @pytest.fixture
@@ -74,7 +86,7 @@ def test_bearer_header_and_api_key_query_both_authorize(
 
 def test_request_log_never_holds_the_api_key(sim: CoinCapSimulator) -> None:
     requests.get(
-        sim.base_url + "/assets", params={"apiKey": KEY, "limit": 3}, timeout=10
+        sim.base_url + "/assets", params={"apiKey": KEY, "limit": "3"}, timeout=10
     )
     (record,) = sim.request_log
     assert record.params == {"limit": "3"}
@@ -113,6 +125,26 @@ def test_paging_markets_to_a_short_page_sees_every_market_once(
         if len(page) < 2000:
             break
     assert len(seen) == len(set(seen)) > 2000
+
+
+def test_markets_filters_keep_only_matching_rows(
+    sim: CoinCapSimulator, http: requests.Session
+) -> None:
+    rows = get(
+        http, sim, "/markets", exchangeId="kraken", assetSymbol="btc", limit=2000
+    ).json()["data"]
+    assert rows
+    assert all(row["exchangeId"] == "kraken" for row in rows)
+    assert all("BTC" in (row["baseSymbol"], row["quoteSymbol"]) for row in rows)
+
+
+def test_assets_ids_and_search_filters(
+    sim: CoinCapSimulator, http: requests.Session
+) -> None:
+    by_ids = get(http, sim, "/assets", ids="ethereum,bitcoin,nope").json()["data"]
+    assert [row["id"] for row in by_ids] == ["bitcoin", "ethereum"]
+    found = get(http, sim, "/assets", search="DOGE").json()["data"]
+    assert [row["id"] for row in found] == ["dogecoin"]
 
 
 @pytest.mark.parametrize(

@@ -242,11 +242,12 @@ class Market:
             )
         quotes = self._quotes()
         exchanges: list[_Exchange] = []
+        place = 0  # rank of size among the reporting exchanges, before the noise
         for spec in specs:
             if not spec.reporting:
                 exchanges.append(_Exchange(spec, None, 0))
                 continue
-            place = sum(1 for ex in exchanges if ex.spec.reporting) + 1
+            place += 1
             exchange = _Exchange(
                 spec, rng.random() < 0.6, self._clock - rng.randint(1000, 120_000)
             )
@@ -304,7 +305,7 @@ class Market:
         """Stamp ``pair`` as updated at ``t_ms`` with the prices of that time."""
         base = _price(prices, pair.base.spec.asset_id, pair.base.curve, t_ms)
         quote = _price(prices, pair.quote.quote_id, pair.quote.curve, t_ms)
-        pair.updated = t_ms - self._rng.randint(0, 500)
+        pair.updated = max(pair.updated, t_ms - self._rng.randint(0, 500))
         pair.price_usd = base * (1.0 + pair.spread)
         pair.price_quote = pair.price_usd / quote
 
@@ -335,7 +336,9 @@ class Market:
         return Snapshot(
             timestamp=self._clock,
             exchanges=exchanges,
-            exchanges_by_id={str(row.get("exchangeId")): row for row in exchanges},
+            exchanges_by_id={
+                str(row["exchangeId"]): row for row in exchanges if "exchangeId" in row
+            },
             assets=assets,
             assets_by_id={str(row["id"]): row for row in assets},
             markets=markets,

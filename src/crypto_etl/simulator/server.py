@@ -205,6 +205,8 @@ class CoinCapSimulator:
             raise ValueError("auto_tick_seconds must be positive")
         if not 0.0 <= fault_rate <= 1.0:
             raise ValueError("fault_rate must be within [0, 1]")
+        if n_assets < 1 or n_exchanges < 0:
+            raise ValueError("n_assets must be at least 1, n_exchanges at least 0")
         if start_ms is None:
             start_ms = DEFAULT_START_MS if auto_tick_seconds is None else _now_ms()
         market = Market(

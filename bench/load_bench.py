@@ -1,0 +1,369 @@
+"""Load benchmark (``make bench``): the project's loader against its alternatives.
+
+One durable PostgreSQL (``LocalWarehouse``, ``fast=False``), one keyed table
+(``coincap.asset_history`` by default), truncated and checkpointed before
+every measurement. Each size is loaded by each method:
+
+- ``copy``: plain ``COPY`` into the keyed table, the limit. Rows are
+  formatted by the project's ``copy_lines`` and streamed by the loader's own
+  reader, so the Python formatting cost is the same as the loader's;
+- ``loader``: ``crypto_etl.loader.load`` in one transaction (COPY into a temp
+  staging table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``);
+- ``execute_batch``: the original design, ``psycopg2.extras.execute_batch``
+  of a plain ``INSERT`` per row with the default ``page_size`` 100, on an
+  autocommit connection (so every page of 100 rows is its own transaction);
+- ``execute_values``: ``psycopg2.extras.execute_values`` of ``INSERT ...
+  ON CONFLICT DO NOTHING`` with ``page_size`` 1000, in one transaction.
+
+Every measurement runs in a fresh process (``multiprocessing`` spawn) that
+first builds the records (deterministic, the project's record dataclasses,
+not timed), then times the load alone, commit included. Memory is that
+process's peak RSS during the load minus its RSS just before it (the records
+are already in memory then), read from the kernel's VmHWM after resetting it.
+The table goes to stdout as markdown; progress goes to stderr.
+
+    python bench/load_bench.py                 # 100k and 1M rows, every method
+    python bench/load_bench.py --quick         # 20k and 100k rows
+    python bench/load_bench.py --sizes 50000 --methods copy,loader --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import random
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from multiprocessing.queues import Queue
+from operator import attrgetter
+from typing import Any, Callable, Iterator, Sequence
+
+from psycopg2 import sql
+from psycopg2.extras import execute_batch, execute_values
+
+from benchlib import (
+    MB,
+    markdown_table,
+    peak_rss_bytes,
+    reset_peak_rss,
+    rss_bytes,
+    throwaway_warehouse,
+)
+from crypto_etl.backfill import HISTORY
+from crypto_etl.config import WarehouseSettings
+from crypto_etl.exchange_data_etl import EXCHANGES
+from crypto_etl.loader import Table, _LineReader, copy_lines, load
+from crypto_etl.transform import Exchange, HistoryPoint
+from crypto_etl.warehouse import WarehouseConnection
+
+START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+POINTS_PER_ASSET = 14_400  # ten days of m1 points, as a backfill loads them
+EXCHANGES_PER_TICK = 200
+DEFAULT_SIZES = (100_000, 1_000_000)
+QUICK_SIZES = (20_000, 100_000)
+
+
+def history_points(n: int) -> Iterator[HistoryPoint]:
+    """Yield ``n`` distinct m1 price points: asset by asset, a random walk each."""
+    rng = random.Random(n)
+    price = 1.0
+    for k in range(n):
+        asset, minute = divmod(k, POINTS_PER_ASSET)
+        if minute == 0:
+            price = 10.0 ** rng.uniform(-2, 4)
+        price *= math.exp(rng.gauss(0.0, 0.001))
+        yield HistoryPoint(
+            asset_id=f"asset-{asset:04d}",
+            interval="m1",
+            time=START + timedelta(minutes=minute),
+            price_usd=Decimal(f"{price:.16f}"),
+        )
+
+
+def exchanges(n: int) -> Iterator[Exchange]:
+    """Yield ``n`` distinct exchange rows: 200 exchanges reporting every minute."""
+    rng = random.Random(n)
+    for k in range(n):
+        exchange, tick = k % EXCHANGES_PER_TICK, k // EXCHANGES_PER_TICK
+        updated = int(START.timestamp() * 1000) + tick * 60_000
+        yield Exchange(
+            exchange_id=f"exchange-{exchange:03d}",
+            name=f"Exchange {exchange}",
+            rank=exchange + 1,
+            percent_total_volume=Decimal(f"{rng.uniform(0, 5):.16f}"),
+            volume_usd=Decimal(f"{rng.uniform(1e3, 1e10):.16f}"),
+            trading_pairs=rng.randrange(1, 2000),
+            socket=rng.random() < 0.5,
+            exchange_url=f"https://exchange-{exchange:03d}.example",
+            updated_unix_ms=updated,
+            updated_at=START + timedelta(minutes=tick),
+        )
+
+
+TABLES: dict[str, tuple[Table, Callable[[int], Iterator[Any]]]] = {
+    "history": (HISTORY, history_points),
+    "exchanges": (EXCHANGES.table, exchanges),
+}
+
+
+def _columns(table: Table) -> sql.Composed:
+    return sql.SQL(", ").join(map(sql.Identifier, table.columns))
+
+
+def plain_copy(warehouse: WarehouseConnection, table: Table, rows: list[Any]) -> None:
+    """COPY straight into the keyed table, one transaction: the limit."""
+    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(table.qualified, _columns(table))
+    with warehouse.managed_cursor() as cur:
+        cur.copy_expert(copy, _LineReader(copy_lines(rows, table.columns)))
+
+
+def project_loader(
+    warehouse: WarehouseConnection, table: Table, rows: list[Any]
+) -> None:
+    """The project's loader, in one transaction."""
+    with warehouse.managed_cursor() as cur:
+        load(cur, table, rows)
+
+
+def original_execute_batch(
+    warehouse: WarehouseConnection, table: Table, rows: list[Any]
+) -> None:
+    """The original design: execute_batch of INSERTs, page_size 100, autocommit."""
+    conn = warehouse.connection
+    insert = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        table.qualified,
+        _columns(table),
+        sql.SQL(", ").join(sql.Placeholder() * len(table.columns)),
+    )
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            execute_batch(
+                cur,
+                insert.as_string(conn),
+                map(attrgetter(*table.columns), rows),
+                page_size=100,
+            )
+    finally:
+        conn.autocommit = False
+
+
+def execute_values_on_conflict(
+    warehouse: WarehouseConnection, table: Table, rows: list[Any]
+) -> None:
+    """execute_values of INSERT ... ON CONFLICT DO NOTHING, page_size 1000."""
+    insert = sql.SQL("INSERT INTO {} ({}) VALUES %s ON CONFLICT ({}) DO NOTHING")
+    with warehouse.managed_cursor() as cur:
+        query = insert.format(
+            table.qualified,
+            _columns(table),
+            sql.SQL(", ").join(map(sql.Identifier, table.key)),
+        )
+        execute_values(
+            cur,
+            query.as_string(cur),
+            map(attrgetter(*table.columns), rows),
+            page_size=1000,
+        )
+
+
+Method = Callable[[WarehouseConnection, Table, list[Any]], None]
+METHODS: dict[str, Method] = {
+    "copy": plain_copy,
+    "loader": project_loader,
+    "execute_batch": original_execute_batch,
+    "execute_values": execute_values_on_conflict,
+}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One timed load: which method, how many rows, seconds, RSS growth."""
+
+    method: str
+    rows: int
+    seconds: float
+    rss_growth: int
+
+    @property
+    def rate(self) -> float:
+        """Rows per second."""
+        return self.rows / self.seconds
+
+
+def measure_in_child(
+    settings: WarehouseSettings,
+    table_name: str,
+    method: str,
+    size: int,
+    out: Queue[Measurement],
+) -> None:
+    """Build ``size`` records, time one load by ``method``; put the measurement."""
+    table, make = TABLES[table_name]
+    rows = list(make(size))
+    with WarehouseConnection(settings, application_name="crypto-etl-bench") as wh:
+        wh.connection  # connect before the clock starts
+        before = rss_bytes()
+        reset_peak_rss()
+        started = time.perf_counter()
+        METHODS[method](wh, table, rows)
+        seconds = time.perf_counter() - started
+        growth = max(0, peak_rss_bytes() - before)
+    out.put(Measurement(method, size, seconds, growth))
+
+
+def prepare(settings: WarehouseSettings, table: Table) -> None:
+    """Empty the table and flush dirty pages, so every run starts alike."""
+    with WarehouseConnection(settings) as warehouse:
+        with warehouse.managed_cursor() as cur:
+            cur.execute(sql.SQL("TRUNCATE {}").format(table.qualified))
+        warehouse.connection.autocommit = True
+        with warehouse.connection.cursor() as cur:
+            cur.execute("CHECKPOINT")
+
+
+def count_rows(settings: WarehouseSettings, table: Table) -> int:
+    """Return how many rows ``table`` holds."""
+    with WarehouseConnection(settings) as warehouse:
+        with warehouse.managed_cursor() as cur:
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(table.qualified))
+            row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_one(
+    settings: WarehouseSettings, table_name: str, method: str, size: int
+) -> Measurement:
+    """Measure one load in a fresh process and check every row arrived.
+
+    Raises:
+        RuntimeError: the child failed, or the table is missing rows.
+    """
+    table = TABLES[table_name][0]
+    prepare(settings, table)
+    ctx = multiprocessing.get_context("spawn")
+    out: Queue[Measurement] = ctx.Queue()
+    child = ctx.Process(
+        target=measure_in_child, args=(settings, table_name, method, size, out)
+    )
+    child.start()
+    child.join()
+    if child.exitcode != 0 or out.empty():
+        raise RuntimeError(f"{method} at {size} rows failed (exit {child.exitcode})")
+    result: Measurement = out.get()
+    loaded = count_rows(settings, table)
+    if loaded != size:
+        raise RuntimeError(f"{method} loaded {loaded} rows, expected {size}")
+    return result
+
+
+def report(results: Sequence[Measurement]) -> str:
+    """The markdown table: rate, share of the COPY limit, gain over the original."""
+    by_key = {(r.method, r.rows): r for r in results}
+    lines = []
+    for r in results:
+        limit = by_key.get(("copy", r.rows))
+        original = by_key.get(("execute_batch", r.rows))
+        lines.append(
+            [
+                r.method,
+                f"{r.rows:,}",
+                f"{r.seconds:.2f}",
+                f"{r.rate:,.0f}",
+                f"{r.rate / limit.rate:.0%}" if limit else "n/a",
+                f"{r.rate / original.rate:.1f}×" if original else "n/a",
+                f"{r.rss_growth / MB:.1f}",
+            ]
+        )
+    headers = [
+        "method",
+        "rows",
+        "seconds",
+        "rows/s",
+        "of COPY limit",
+        "vs execute_batch",
+        "peak RSS growth (MB)",
+    ]
+    return markdown_table(headers, lines)
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected e.g. 100000,1000000")
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("sizes must be positive")
+    return sizes
+
+
+def _methods(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(names) - set(METHODS))
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}"
+        )
+    return names
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Read the command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes", type=_sizes, default=list(DEFAULT_SIZES), help="rows per load"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_const",
+        dest="sizes",
+        const=list(QUICK_SIZES),
+        help="20k and 100k rows instead",
+    )
+    parser.add_argument(
+        "--methods", type=_methods, default=list(METHODS), help=", ".join(METHODS)
+    )
+    parser.add_argument("--table", choices=TABLES, default="history")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per cell; the fastest is shown"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every (size, method) pair and print the markdown table."""
+    args = parse_args(argv)
+    table = TABLES[args.table][0]
+    results = []
+    with throwaway_warehouse() as settings:
+        # A first large load creates the WAL segments every later run recycles;
+        # without it the first method measured would pay for creating them.
+        print(f"warm-up: copy of {max(args.sizes):,} rows", file=sys.stderr)
+        run_one(settings, args.table, "copy", max(args.sizes))
+        for size in args.sizes:
+            for method in args.methods:
+                runs = [
+                    run_one(settings, args.table, method, size)
+                    for _ in range(args.repeat)
+                ]
+                best = min(runs, key=lambda r: r.seconds)
+                best = Measurement(
+                    method, size, best.seconds, max(r.rss_growth for r in runs)
+                )
+                print(
+                    f"{method} {size:,} rows: {best.seconds:.2f} s, "
+                    f"{best.rate:,.0f} rows/s, +{best.rss_growth / MB:.1f} MB",
+                    file=sys.stderr,
+                )
+                results.append(best)
+    print(f"\nTable coincap.{table.name}, PostgreSQL with fsync on.\n")
+    print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
