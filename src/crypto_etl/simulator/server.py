@@ -265,8 +265,13 @@ class CoinCapSimulator:
         self._threads = []
 
     def serve_forever(self) -> None:
-        """Serve until :meth:`stop` or Ctrl-C (for the CLI), then stop cleanly."""
-        self.start()
+        """Serve until :meth:`stop` or Ctrl-C (for the CLI), then stop cleanly.
+
+        Starts the server unless :meth:`start` already did (so a caller can
+        print :attr:`base_url` with the bound port first).
+        """
+        if self._httpd is None:
+            self.start()
         try:
             self._stopping.wait()
         except KeyboardInterrupt:
