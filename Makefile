@@ -33,6 +33,16 @@ format: setup
 
 ci: lint test
 
+# The Docker stack (needs Docker with Compose v2.17+): warehouse, scheduled ETL,
+# dashboard and Metabase; waits until all are healthy, then provisions Metabase.
+up:
+	./deploy_helpers/stack-up.sh
+
+# Stops the stack and keeps the data; `docker compose down -v` also deletes the
+# warehouse volume.
+down:
+	docker compose down
+
 clean:
 	-$(BIN)/crypto-etl warehouse stop
 	rm -rf $(VENV) .data build *.egg-info src/*.egg-info .pytest_cache .mypy_cache

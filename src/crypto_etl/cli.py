@@ -215,11 +215,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         auto_tick_seconds=args.tick_seconds or None,
         fault_rate=args.fault_rate,
     )
-    print(
-        f"CoinCap simulator on http://127.0.0.1:{args.port}/v3 "
-        "(key from --api-key; Ctrl-C stops)",
-        flush=True,
-    )
+    sim.start()
+    print(f"CoinCap simulator on {sim.base_url} (Ctrl-C stops)", flush=True)
     sim.serve_forever()
     return 0
 

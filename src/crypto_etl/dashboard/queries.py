@@ -79,7 +79,8 @@ def json_value(value: Any) -> Any:
 def missing_relation(exc: BaseException) -> bool:
     """Tell whether a ``WarehouseError`` means the marts are not built yet."""
     return isinstance(
-        exc.__cause__, (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName)
+        exc.__cause__,
+        (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName),
     )
 
 
@@ -151,7 +152,10 @@ class ReaderPool:
             # A pooled connection was dead, so the others likely are too
             # (the server restarted): drop them all and try once more.
             self.close()
-            return self._run(self._connect(), sql, params)
+            try:
+                return self._run(self._connect(), sql, params)
+            except _ConnectionLost as lost:
+                raise lost.error from lost.cause
 
     def _run(
         self, conn: psycopg2.extensions.connection, sql: str, params: Mapping[str, Any]
@@ -303,7 +307,9 @@ class ChartQueries:
                     f"{f.name} must be one of {', '.join(f.choices)}, got {value!r}"
                 )
             if value is not None and len(value) > MAX_TEXT_PARAMETER:
-                raise ValueError(f"{f.name} is longer than {MAX_TEXT_PARAMETER} characters")
+                raise ValueError(
+                    f"{f.name} is longer than {MAX_TEXT_PARAMETER} characters"
+                )
             chosen[f.name] = value
         return chosen
 
@@ -356,7 +362,9 @@ class ChartQueries:
         if f.options_sql is None:
             return [{"value": c, "label": c} for c in f.choices]
         result = self.pool.query(f.options_sql, {})
-        value_at, label_at = result.columns.index("value"), result.columns.index("label")
+        value_at, label_at = result.columns.index("value"), result.columns.index(
+            "label"
+        )
         return [
             {"value": json_value(row[value_at]), "label": json_value(row[label_at])}
             for row in result.rows
@@ -381,7 +389,9 @@ def _kind(type_code: int) -> str:
 
 
 def _explain(exc: psycopg2.Error) -> str:
-    if isinstance(exc, (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName)):
+    if isinstance(
+        exc, (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName)
+    ):
         return f"{_first_line(exc)}: {TRANSFORM_HINT}"
     if isinstance(exc, psycopg2.errors.InsufficientPrivilege):
         return (

@@ -1,0 +1,384 @@
+"""The built-in web dashboard: ``crypto-etl dashboard``.
+
+A standard-library HTTP server (no framework, no Docker) that serves:
+
+- ``/``: the page (title, filters, one card per chart), rendered without
+  touching the database, so it shows even when the warehouse is down;
+- ``/api/charts/<id>?since=7d&exchange=...&asset=...``: a chart's columns
+  and rows as JSON (``/api/charts/<id>.csv``: the same rows as CSV);
+- ``/api/filters/<name>``: a filter's choices;
+- ``/healthz``: the server is up (and whether the warehouse answers);
+- ``/static/<file>``: the page's script, styles and the vendored uPlot.
+
+Bad requests (unknown chart, range or parameter) answer 400 with a JSON
+error; a warehouse that is down answers 503 with a message saying what to
+check, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import threading
+from datetime import datetime, timezone
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+from crypto_etl.config import Settings
+from crypto_etl.dashboard.definition import Dashboard, load_definition
+from crypto_etl.dashboard.page import render_page
+from crypto_etl.dashboard.queries import (
+    ChartQueries,
+    ReaderPool,
+    missing_relation,
+    reader_settings,
+)
+from crypto_etl.errors import ConfigError, WarehouseError, WarehouseUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8050
+DEFAULT_REFRESH_SECONDS = 60
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class _Response:
+    """What a route answers: status, content type, body and extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.headers = headers or {}
+
+    @classmethod
+    def json(cls, status: int, payload: Any) -> _Response:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        return cls(status, body.encode(), "application/json; charset=utf-8")
+
+
+def _load_static() -> dict[str, tuple[bytes, str]]:
+    """Read every packaged static file once: name -> (bytes, content type)."""
+    files: dict[str, tuple[bytes, str]] = {}
+    for entry in resources.files(__package__).joinpath("static").iterdir():
+        if entry.is_file():
+            kind = mimetypes.guess_type(entry.name)[0] or "text/plain"
+            if kind.startswith("text/") or kind.endswith("javascript"):
+                kind += "; charset=utf-8"
+            files[entry.name] = (entry.read_bytes(), kind)
+    return files
+
+
+class DashboardApp:
+    """Routes a GET request to its answer; knows nothing about sockets.
+
+    Args:
+        queries: the chart queries (definition plus read-only pool).
+        refresh_seconds: the page's auto-refresh period.
+    """
+
+    def __init__(self, queries: ChartQueries, refresh_seconds: int) -> None:
+        self.queries = queries
+        self.refresh_seconds = refresh_seconds
+        self._static = _load_static()
+
+    def handle(self, target: str) -> _Response:
+        """Answer a GET for ``target`` (path and query string)."""
+        parts = urlsplit(target)
+        path = parts.path
+        try:
+            query = _single_values(parts.query)
+            if path == "/":
+                return self._page(query)
+            if path == "/healthz":
+                return self._health()
+            if path.startswith("/static/"):
+                return self._static_file(path.removeprefix("/static/"))
+            if path.startswith("/api/charts/"):
+                name = path.removeprefix("/api/charts/")
+                if name.endswith(".csv"):
+                    return self._chart_csv(name.removesuffix(".csv"), query)
+                return self._chart_json(name, query)
+            if path.startswith("/api/filters/"):
+                return self._filter_options(path.removeprefix("/api/filters/"))
+        except ValueError as exc:
+            return _Response.json(400, {"error": str(exc)})
+        except WarehouseError as exc:
+            return _warehouse_error(exc)
+        return _Response.json(404, {"error": f"no such page: {path}"})
+
+    def _page(self, query: dict[str, str]) -> _Response:
+        try:
+            selections = self.queries.selections(query)
+        except ValueError:
+            # A stale bookmark still gets the page, with the defaults.
+            selections = self.queries.selections({})
+        html = render_page(
+            self.queries.definition, selections, refresh_seconds=self.refresh_seconds
+        )
+        return _Response(200, html.encode(), "text/html; charset=utf-8")
+
+    def _health(self) -> _Response:
+        try:
+            self.queries.pool.query("SELECT 1", {})
+            warehouse = "ok"
+        except WarehouseError as exc:
+            warehouse = str(exc)
+        return _Response.json(200, {"status": "ok", "warehouse": warehouse})
+
+    def _static_file(self, name: str) -> _Response:
+        # Only the packaged files by exact name: no path ever reaches the disk.
+        if name not in self._static:
+            return _Response.json(404, {"error": f"no such file: {name}"})
+        body, kind = self._static[name]
+        return _Response(200, body, kind, {"Cache-Control": "max-age=300"})
+
+    def _chart_json(self, chart_id: str, query: dict[str, str]) -> _Response:
+        chart = self.queries.chart(chart_id)
+        result, used = self.queries.chart_data(chart_id, query)
+        return _Response.json(
+            200,
+            {
+                "chart": chart.id,
+                "type": chart.type,
+                "columns": result.columns,
+                "kinds": result.kinds,
+                "rows": result.json_rows(),
+                "row_count": len(result.rows),
+                "filters": used,
+                "generated_at": datetime.now(timezone.utc).isoformat(),
+            },
+        )
+
+    def _chart_csv(self, chart_id: str, query: dict[str, str]) -> _Response:
+        result, _ = self.queries.chart_data(chart_id, query)
+        return _Response(
+            200,
+            result.csv_text().encode(),
+            "text/csv; charset=utf-8",
+            {"Content-Disposition": f'attachment; filename="{chart_id}.csv"'},
+        )
+
+    def _filter_options(self, name: str) -> _Response:
+        options = self.queries.filter_options(name)
+        return _Response.json(200, {"filter": name, "options": options})
+
+
+def _single_values(query_string: str) -> dict[str, str]:
+    """Parse a query string where each parameter may appear once.
+
+    Raises:
+        ValueError: a parameter given more than once.
+    """
+    values = parse_qs(query_string, keep_blank_values=True)
+    repeated = sorted(k for k, v in values.items() if len(v) > 1)
+    if repeated:
+        raise ValueError(f"parameter {repeated[0]!r} given more than once")
+    return {k: v[0] for k, v in values.items()}
+
+
+def _warehouse_error(exc: WarehouseError) -> _Response:
+    if isinstance(exc, WarehouseUnavailable):
+        state = "unavailable"
+    elif missing_relation(exc):
+        state = "not_ready"
+    else:
+        state = "error"
+    log.warning("dashboard query failed: %s", exc)
+    status = 500 if state == "error" else 503
+    return _Response.json(status, {"error": str(exc), "state": state})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HttpServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._answer(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(send_body=False)
+
+    def _answer(self, *, send_body: bool) -> None:
+        try:
+            response = self.server.app.handle(self.path)
+        except Exception:
+            # Logged in full here; the browser gets one line, no traceback.
+            log.exception("dashboard: error answering %s", self.path)
+            response = _Response.json(500, {"error": "internal error (see the log)"})
+        self.send_response(response.status)
+        headers = {
+            **_SECURITY_HEADERS,
+            "Cache-Control": "no-store",
+            **response.headers,
+            "Content-Type": response.content_type,
+            "Content-Length": str(len(response.body)),
+        }
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("dashboard %s - %s", self.address_string(), format % args)
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], app: DashboardApp) -> None:
+        self.app = app
+        super().__init__(address, _Handler)
+
+
+class DashboardServer:
+    """The dashboard server, startable in a background thread (for tests).
+
+    Args:
+        settings: the project settings; the reader role's login is used.
+        host: the address to bind (127.0.0.1 unless told otherwise).
+        port: the port to bind (0 picks a free one).
+        definition: the dashboard definition (default: the packaged one).
+        refresh_seconds: the page's auto-refresh period.
+        clock: the current aware UTC time (ranges end there).
+
+    Raises:
+        ConfigError: the reader role is not configured, or the definition
+            is invalid.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        *,
+        definition: Dashboard | None = None,
+        refresh_seconds: int = DEFAULT_REFRESH_SECONDS,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.pool = ReaderPool(reader_settings(settings))
+        queries = ChartQueries(definition or load_definition(), self.pool, clock)
+        self.app = DashboardApp(queries, refresh_seconds)
+        self._address = (host, port)
+        self._httpd: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bind and serve in a daemon thread; returns once connections are accepted.
+
+        Raises:
+            ConfigError: the address cannot be bound (e.g. the port is in use).
+            RuntimeError: already started.
+        """
+        if self._httpd is not None:
+            raise RuntimeError("the dashboard is already running")
+        host, port = self._address
+        try:
+            self._httpd = _HttpServer(self._address, self.app)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                "choose another --port or --host"
+            ) from exc
+        # The socket listens from the bind on: no readiness wait is needed.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="crypto-etl-dashboard",
+            daemon=True,
+        )
+        self._thread.start()
+        log.info("dashboard serving at %s", self.url)
+
+    def stop(self) -> None:
+        """Stop serving and close the database connections; idempotent."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.pool.close()
+
+    @property
+    def url(self) -> str:
+        """The page's URL, e.g. ``http://127.0.0.1:8050/``.
+
+        Raises:
+            RuntimeError: before ``start``.
+        """
+        if self._httpd is None:
+            raise RuntimeError("the dashboard is not running")
+        host, port = self._httpd.server_address[:2]
+        shown = f"[{host}]" if ":" in str(host) else str(host)
+        return f"http://{shown}:{port}/"
+
+    def serve_forever(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Serve until Ctrl-C, then stop cleanly.
+
+        Args:
+            on_ready: called with the page's URL once it accepts connections.
+
+        Raises:
+            ConfigError: see ``start``.
+        """
+        self.start()
+        try:
+            if on_ready is not None:
+                on_ready(self.url)
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            log.info("dashboard: stopping")
+        finally:
+            self.stop()
+
+    def __enter__(self) -> DashboardServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def serve_dashboard(
+    settings: Settings,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the dashboard until Ctrl-C (blocking).
+
+    Args:
+        settings: the project settings (the reader role's login is used).
+        host: the address to bind; 127.0.0.1 unless told otherwise.
+        port: the port to bind.
+        on_ready: called with the page's URL once it accepts connections
+            (the CLI prints it).
+
+    Raises:
+        ConfigError: no reader role configured, or the port cannot be bound.
+    """
+    DashboardServer(settings, host, port).serve_forever(on_ready)
