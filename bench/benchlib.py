@@ -116,4 +116,4 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 
 
 def _numeric(cell: str) -> bool:
-    return cell.replace(",", "").replace(".", "").replace("×", "").strip().isdigit()
+    return cell.replace(",", "").replace(".", "").strip("×% ").isdigit()

@@ -15,6 +15,7 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any, Iterator
 
 import psycopg2
 import pytest
@@ -98,7 +99,7 @@ _db_numbers = itertools.count(1)
 
 
 @pytest.fixture
-def db(pg_server) -> WarehouseSettings:
+def db(pg_server) -> Iterator[WarehouseSettings]:
     """A fresh, migrated database for this test (dropped afterwards)."""
     _, port = pg_server
     name = f"test_{os.getpid()}_{next(_db_numbers)}"
@@ -117,7 +118,9 @@ def warehouse(db):
         yield connection
 
 
-def query(settings: WarehouseSettings, sql: str, params=()) -> list[tuple]:
+def query(
+    settings: WarehouseSettings, sql: str, params: Any = ()
+) -> list[tuple[Any, ...]]:
     """Run one query in its own connection and return all rows."""
     with WarehouseConnection(settings) as w, w.managed_cursor() as cur:
         cur.execute(sql, params)

@@ -16,6 +16,7 @@ from conftest import API_KEY, admin_connection, free_port, query
 def test_every_command_has_help_text():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
+    assert isinstance(sub.choices, dict)
     for name, command in sub.choices.items():
         assert command.description, f"{name} has no help"
         for action in command._actions:
