@@ -1,8 +1,11 @@
 """The crypto-etl command as a user sees it: output, one-line errors, exit codes."""
 
 import json
+import shutil
+import tempfile
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -160,3 +163,39 @@ def test_the_api_key_never_appears_in_output_logs_or_stored_rows(
     dump = query(db, "SELECT row_to_json(r)::text FROM coincap.etl_runs r")
     dump += query(db, "SELECT row_to_json(r)::text FROM coincap.rejects r")
     assert all(API_KEY not in row[0] for row in dump)
+
+
+def test_status_warns_before_the_monthly_credit_budget_runs_out(cli, monkeypatch):
+    assert cli("run", "all").code == 0
+    monkeypatch.setenv("COINCAP_MONTHLY_CREDITS", "400")
+    result = cli("status")
+    assert result.code == 0
+    assert "of a 400 monthly budget" in result.out
+    assert result.err.startswith("warning: ")
+    assert "monthly credits spent" in result.err or "exhausted" in result.err
+
+
+def test_warehouse_start_status_stop_from_the_cli(cli, monkeypatch):
+    root = Path(tempfile.mkdtemp(prefix="crypto-etl-cli-pg-", dir="/tmp"))
+    root.chmod(0o755)
+    data_dir = str(root / "warehouse")
+    port = free_port()
+    monkeypatch.setenv("WAREHOUSE_PORT", str(port))
+    monkeypatch.setenv("WAREHOUSE_DB", "coincap")
+    try:
+        started = cli("warehouse", "start", "--data-dir", data_dir)
+        assert started.code == 0, started.err
+        assert f"WAREHOUSE_PORT={port}" in started.out
+        assert "WAREHOUSE_DB=coincap" in started.out
+        assert cli("warehouse", "status", "--data-dir", data_dir).out.startswith(
+            "running, pid "
+        )
+        assert cli("migrate").code == 0
+        assert cli("run", "exchanges").code == 0
+    finally:
+        stopped = cli("warehouse", "stop", "--data-dir", data_dir)
+    assert stopped.out == "stopped\n"
+    assert cli("warehouse", "stop", "--data-dir", data_dir).out == "not running\n"
+    after = cli("warehouse", "status", "--data-dir", data_dir)
+    assert after.code == 1 and after.out.startswith("not running")
+    shutil.rmtree(root, ignore_errors=True)
