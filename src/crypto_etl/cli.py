@@ -221,6 +221,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_provision_metabase(args: argparse.Namespace) -> int:
+    from crypto_etl.dashboard.definition import load_definition
+    from crypto_etl.dashboard.metabase import provision_metabase
+
+    settings = _settings(args)
+    report = provision_metabase(
+        settings, settings.metabase(), load_definition(), ready_timeout=args.wait
+    )
+    print(report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``crypto-etl`` argument parser (every command has help)."""
     parser = argparse.ArgumentParser(
@@ -273,6 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path(".data/warehouse"),
         help="cluster directory (default .data/warehouse)",
+    )
+    p = command(
+        "provision-metabase",
+        cmd_provision_metabase,
+        "set up Metabase from the dashboard definition (safe to re-run)",
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for Metabase's /api/health (default 60)",
     )
     p = command("simulate", cmd_simulate, "serve a local fake CoinCap v3 API")
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1")

@@ -63,6 +63,21 @@ class WarehouseSettings:
 
 
 @dataclass(frozen=True)
+class MetabaseSettings:
+    """Where Metabase is, its admin, and where Metabase itself sees the warehouse.
+
+    ``warehouse_host``/``warehouse_port`` are the warehouse as the Metabase
+    container reaches it (the compose service), not as this process does.
+    """
+
+    url: str
+    admin_email: str
+    admin_password: Secret = field(repr=False)
+    warehouse_host: str = "warehouse"
+    warehouse_port: int = 5432
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting the project reads; build it with ``load_settings``."""
 
@@ -74,6 +89,38 @@ class Settings:
     calls_per_minute: float = 600.0
     monthly_credits: int = 2500
     sources: tuple[str, ...] = ()
+    metabase_url: str | None = None
+    metabase_admin_email: str | None = None
+    metabase_admin_password: Secret | None = field(default=None, repr=False)
+    metabase_warehouse_host: str = "warehouse"
+    metabase_warehouse_port: int = 5432
+
+    def metabase(self) -> MetabaseSettings:
+        """Return what provision-metabase needs.
+
+        Raises:
+            ConfigError: naming each METABASE_* variable that is not set.
+        """
+        url, email = self.metabase_url, self.metabase_admin_email
+        password = self.metabase_admin_password
+        if url is None or email is None or password is None:
+            named = (
+                ("METABASE_URL", url),
+                ("METABASE_ADMIN_EMAIL", email),
+                ("METABASE_ADMIN_PASSWORD", password),
+            )
+            missing = [n for n, v in named if v is None]
+            raise ConfigError(
+                f"missing setting{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)} (looked in {_places(self.sources)})"
+            )
+        return MetabaseSettings(
+            url,
+            email,
+            password,
+            self.metabase_warehouse_host,
+            self.metabase_warehouse_port,
+        )
 
     def api_key(self) -> Secret:
         """Return the CoinCap API key.
@@ -91,7 +138,12 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Return every secret value, for the log filter that redacts them."""
-        found = [self.warehouse.password, self.coincap_api_key, self.reader_password]
+        found = [
+            self.warehouse.password,
+            self.coincap_api_key,
+            self.reader_password,
+            self.metabase_admin_password,
+        ]
         return [s.reveal() for s in found if s is not None]
 
 
@@ -176,6 +228,17 @@ def load_settings(
         value = get(name)
         return None if value is None else Secret(value)
 
+    metabase_url = get("METABASE_URL")
+    if metabase_url is not None and not metabase_url.startswith(
+        ("http://", "https://")
+    ):
+        raise ConfigError(f"METABASE_URL must be an http(s) URL, got {metabase_url!r}")
+    mb_port = get("METABASE_WAREHOUSE_PORT") or "5432"
+    if not mb_port.isdigit() or not 0 < int(mb_port) < 65536:
+        raise ConfigError(
+            f"METABASE_WAREHOUSE_PORT must be a port number, got {mb_port!r}"
+        )
+
     return Settings(
         warehouse=WarehouseSettings(
             host=get("WAREHOUSE_HOST") or "",
@@ -191,6 +254,11 @@ def load_settings(
         calls_per_minute=number("COINCAP_CALLS_PER_MINUTE", 600.0),
         monthly_credits=int(number("COINCAP_MONTHLY_CREDITS", 2500)),
         sources=sources,
+        metabase_url=None if metabase_url is None else metabase_url.rstrip("/"),
+        metabase_admin_email=get("METABASE_ADMIN_EMAIL"),
+        metabase_admin_password=secret("METABASE_ADMIN_PASSWORD"),
+        metabase_warehouse_host=get("METABASE_WAREHOUSE_HOST") or "warehouse",
+        metabase_warehouse_port=int(mb_port),
     )
 
 

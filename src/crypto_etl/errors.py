@@ -24,6 +24,9 @@ person to change something, and their message says what.
     │   └── MigrationError .......... a migration failed or was edited
     ├── LocalWarehouseError ......... the embedded PostgreSQL cluster       (6)
     ├── DataQualityError ............ a data test failed with error severity (7)
+    ├── MetabaseError ............... Metabase provisioning failed           (9)
+    │   ├── MetabaseUnavailable ..... not reachable at METABASE_URL
+    │   └── MetabaseAuthError ....... admin email/password refused
     ├── PartialFailure .............. some pipelines of a batch failed      (8)
     └── RunSkipped .................. another run of the pipeline holds the lock (10)
 """
@@ -123,6 +126,20 @@ class DataQualityError(CryptoEtlError):
     """At least one data-quality test failed with error severity."""
 
     exit_code = 7
+
+
+class MetabaseError(CryptoEtlError):
+    """Metabase refused or failed a provisioning step."""
+
+    exit_code = 9
+
+
+class MetabaseUnavailable(MetabaseError):
+    """Metabase cannot be reached at METABASE_URL."""
+
+
+class MetabaseAuthError(MetabaseError):
+    """Metabase refused the admin's email and password (HTTP 401/403)."""
 
 
 class PartialFailure(CryptoEtlError):

@@ -37,7 +37,7 @@ from typing import Any
 
 import requests
 
-from crypto_etl.config import Secret, Settings
+from crypto_etl.config import MetabaseSettings, Settings
 from crypto_etl.dashboard.definition import Dashboard
 from crypto_etl.dashboard.metabase_content import (
     build_dashcards,
@@ -47,7 +47,12 @@ from crypto_etl.dashboard.metabase_content import (
     dashboard_parameters,
     dashcards_match,
 )
-from crypto_etl.errors import ConfigError, CryptoEtlError
+from crypto_etl.errors import (
+    ConfigError,
+    MetabaseAuthError,
+    MetabaseError,
+    MetabaseUnavailable,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -60,35 +65,6 @@ MANAGED_NOTE = "Managed by `crypto-etl provision-metabase`: edits here are overw
 # (connect, read) seconds. Adding a database makes Metabase test the
 # connection before it answers, hence the long read timeout.
 HTTP_TIMEOUT = (5.0, 60.0)
-
-
-class MetabaseError(CryptoEtlError):
-    """Metabase refused or failed a provisioning step."""
-
-    exit_code = 9
-
-
-class MetabaseUnavailable(MetabaseError):
-    """Metabase cannot be reached at METABASE_URL."""
-
-
-class MetabaseAuthError(MetabaseError):
-    """Metabase refused the admin's email and password (HTTP 401/403)."""
-
-
-@dataclass(frozen=True)
-class MetabaseSettings:
-    """Where Metabase is, its admin, and where Metabase itself sees the warehouse.
-
-    ``warehouse_host``/``warehouse_port`` are the warehouse as the Metabase
-    container reaches it (the compose service), not as this process does.
-    """
-
-    url: str
-    admin_email: str
-    admin_password: Secret = field(repr=False)
-    warehouse_host: str = "warehouse"
-    warehouse_port: int = 5432
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ def _visualization(chart: Chart) -> dict[str, Any]:
     return settings
 
 
-def native_parts(query: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+def _native_parts(query: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
     """Return (database, SQL, template tags) of a legacy or MBQL 5 native query."""
     if "stages" in query:
         stage = query["stages"][0] if query["stages"] else {}
@@ -99,7 +99,8 @@ def native_parts(query: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
 
 
 def card_matches(card: dict[str, Any], payload: dict[str, Any]) -> bool:
-    database, sql, tags = native_parts(card.get("dataset_query") or {})
+    """Tell whether a card as Metabase returned it already is ``payload``."""
+    database, sql, tags = _native_parts(card.get("dataset_query") or {})
     wanted = payload["dataset_query"]
     return (
         card.get("display") == payload["display"]
@@ -136,13 +137,14 @@ def contains(actual: Any, wanted: Any) -> bool:
 
 
 def dashboard_parameters(definition: Dashboard) -> list[dict[str, Any]]:
-    """Return the dashboard filters: ``since`` a single date, the others text."""
+    """Return the dashboard filters: a range as its start date, the others text."""
     parameters = []
     for spec in definition.filters:
         kind, section = _PARAMETER_TYPE[spec.type]
         parameter: dict[str, Any] = {
             "id": spec.name,
-            "name": spec.label,
+            # The range's fixed choices become a start-date picker in Metabase.
+            "name": f"{spec.label}: from" if spec.type == "range" else spec.label,
             "slug": spec.name,
             "type": kind,
             "sectionId": section,
@@ -210,6 +212,10 @@ def build_dashcards(
 def dashcards_match(
     current: list[dict[str, Any]], wanted: list[dict[str, Any]]
 ) -> bool:
+    """Tell whether the dashboard's dashcards already are ``wanted``.
+
+    Same ids, and for each the same card, place, size and parameter mappings.
+    """
     by_id = {int(d["id"]): d for d in current}
     if set(by_id) != {d["id"] for d in wanted}:
         return False
