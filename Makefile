@@ -20,6 +20,11 @@ run: setup
 	$(BIN)/crypto-etl migrate
 	$(BIN)/crypto-etl run all
 
+# Everything offline, no API key: local warehouse, simulator, pipelines on a
+# short schedule, a backfill, the dbt models and the dashboard (URL printed).
+demo: setup
+	$(BIN)/crypto-etl demo
+
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -221,6 +221,54 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transform(args: argparse.Namespace) -> int:
+    from crypto_etl.dbt_runner import run_transform
+
+    settings = _settings(args)
+    result = run_transform(
+        settings,
+        docs=args.docs,
+        docs_dir=args.docs_dir,
+        select=args.select,
+        full_refresh=args.full_refresh,
+    )
+    print(result.summary())
+    if result.docs_dir is not None:
+        print(f"docs: {result.docs_dir}/index.html")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from crypto_etl.dashboard.server import serve_dashboard
+
+    settings = _settings(args)
+    serve_dashboard(
+        settings,
+        args.host,
+        args.port,
+        on_ready=lambda url: print(f"dashboard: {url} (Ctrl-C stops)", flush=True),
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from crypto_etl.demo import run_demo
+
+    settings = _settings(args)
+    # The demo's own cluster, beside (not instead of) the one `make run` uses.
+    warehouse = replace(settings.warehouse, host="127.0.0.1", port=args.warehouse_port)
+    run_demo(
+        replace(settings, warehouse=warehouse),
+        data_dir=args.data_dir,
+        dashboard_port=args.port,
+        schedule_seconds=args.every,
+        on_ready=lambda line: print(line, flush=True),
+    )
+    return 0
+
+
 def cmd_provision_metabase(args: argparse.Namespace) -> int:
     from crypto_etl.dashboard.definition import load_definition
     from crypto_etl.dashboard.metabase import provision_metabase
@@ -285,6 +333,48 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path(".data/warehouse"),
         help="cluster directory (default .data/warehouse)",
+    )
+    p = command(
+        "transform", cmd_transform, "build the dbt models and run the data tests"
+    )
+    p.add_argument("--docs", action="store_true", help="also generate dbt's docs site")
+    p.add_argument(
+        "--docs-dir",
+        type=Path,
+        default=None,
+        help="where the docs go (default .data/dbt-docs)",
+    )
+    p.add_argument("--select", default=None, help="a dbt node selection")
+    p.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the incremental models from scratch",
+    )
+    p = command("dashboard", cmd_dashboard, "serve the built-in web dashboard")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only)",
+    )
+    p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    p = command(
+        "demo", cmd_demo, "everything offline: warehouse, simulator, models, dashboard"
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".data/demo"),
+        help="the demo's cluster (default .data/demo)",
+    )
+    p.add_argument(
+        "--warehouse-port", type=int, default=5433, help="its port (default 5433)"
+    )
+    p.add_argument("--port", type=int, default=8050, help="dashboard port (8050)")
+    p.add_argument(
+        "--every",
+        type=float,
+        default=60.0,
+        help="seconds between pipeline runs (default 60)",
     )
     p = command(
         "provision-metabase",
