@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: setup run test ci lint format up down demo bench clean
+.PHONY: setup run test ci lint format up down demo dashboard bench bench-dashboard vendor-js clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,9 @@ run: setup
 # short schedule, a backfill, the dbt models and the dashboard (URL printed).
 demo: setup
 	$(BIN)/crypto-etl demo
+
+dashboard: setup
+	$(BIN)/crypto-etl dashboard
 
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -49,6 +52,17 @@ up:
 # warehouse volume.
 down:
 	docker compose down
+
+# Benchmarks (not tests): timings are ratios measured in one run.
+bench: setup
+	$(BIN)/python bench/load_bench.py
+
+bench-dashboard: setup
+	$(BIN)/python bench/dashboard_bench.py
+
+# Refresh the vendored charting library from the locked npm package.
+vendor-js:
+	npm ci && npm run vendor
 
 clean:
 	-$(BIN)/crypto-etl warehouse stop

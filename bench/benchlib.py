@@ -69,6 +69,25 @@ def throwaway_warehouse() -> Iterator[WarehouseSettings]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def server_info(settings: WarehouseSettings) -> str:
+    """Describe the server: version and the settings that decide durability."""
+    with WarehouseConnection(settings) as warehouse:
+        with warehouse.managed_cursor() as cur:
+            cur.execute(
+                "SELECT current_setting('server_version'), current_setting('fsync'),"
+                " current_setting('synchronous_commit'),"
+                " current_setting('full_page_writes')"
+            )
+            row = cur.fetchone()
+    if row is None:
+        return "PostgreSQL"
+    version, fsync, sync_commit, full_pages = row
+    return (
+        f"PostgreSQL {version} (fsync {fsync}, synchronous_commit {sync_commit}, "
+        f"full_page_writes {full_pages})"
+    )
+
+
 def _status_kb(field: str) -> int:
     """Read one ``kB`` field (VmRSS, VmHWM) of /proc/self/status."""
     with open("/proc/self/status") as status:

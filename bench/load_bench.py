@@ -17,14 +17,16 @@ every measurement. Each size is loaded by each method:
 
 Every measurement runs in a fresh process (``multiprocessing`` spawn) that
 first builds the records (deterministic, the project's record dataclasses,
-not timed), then times the load alone, commit included. Memory is that
+not timed), then times the load alone, commit included; each cell shows the
+fastest of ``--repeat`` runs (default 3), every one of them checked by
+counting the rows. Memory is that
 process's peak RSS during the load minus its RSS just before it (the records
 are already in memory then), read from the kernel's VmHWM after resetting it.
 The table goes to stdout as markdown; progress goes to stderr.
 
     python bench/load_bench.py                 # 100k and 1M rows, every method
     python bench/load_bench.py --quick         # 20k and 100k rows
-    python bench/load_bench.py --sizes 50000 --methods copy,loader --repeat 3
+    python bench/load_bench.py --sizes 50000 --methods copy,loader --repeat 1
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from benchlib import (
     peak_rss_bytes,
     reset_peak_rss,
     rss_bytes,
+    server_info,
     throwaway_warehouse,
 )
 from crypto_etl.backfill import HISTORY
@@ -277,9 +280,9 @@ def run_one(
     )
     child.start()
     child.join()
-    if child.exitcode != 0 or out.empty():
+    if child.exitcode != 0:
         raise RuntimeError(f"{method} at {size} rows failed (exit {child.exitcode})")
-    result: Measurement = out.get()
+    result: Measurement = out.get(timeout=10)
     loaded = count_rows(settings, table)
     if loaded != size:
         raise RuntimeError(f"{method} loaded {loaded} rows, expected {size}")
@@ -356,12 +359,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--table", choices=TABLES, default="history")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="runs per cell; the fastest is shown"
+        "--repeat", type=int, default=3, help="runs per cell; the fastest is shown"
     )
     parser.add_argument(
         "--rerun",
         action="store_true",
-        help="load rows the table already holds (methods: " + ", ".join(RERUNNABLE) + ")",
+        help="load rows the table already holds (methods: "
+        + ", ".join(RERUNNABLE)
+        + ")",
     )
     args = parser.parse_args(argv)
     if args.methods is None:
@@ -379,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = TABLES[args.table][0]
     results = []
     with throwaway_warehouse() as settings:
+        server = server_info(settings)
         # A first large load creates the WAL segments every later run recycles;
         # without it the first method measured would pay for creating them.
         print(f"warm-up: copy of {max(args.sizes):,} rows", file=sys.stderr)
@@ -400,7 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 results.append(best)
     what = "a rerun of rows already loaded" if args.rerun else "new rows"
-    print(f"\nTable coincap.{table.name}, {what}, PostgreSQL with fsync on.\n")
+    print(
+        f"\ncoincap.{table.name}, {what}, best of {args.repeat}; {server}; "
+        "RSS growth of the loading process, records already in memory.\n"
+    )
     print(report(results))
     return 0
 

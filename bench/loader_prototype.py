@@ -10,7 +10,9 @@ savepoint is rolled back and the chunk, and every later chunk of the same
 call, goes the current way (COPY into staging, then ``INSERT ... ON CONFLICT
 DO NOTHING``). New rows therefore cost one COPY, which overlaps Python's
 formatting with the server's inserting, instead of a COPY followed by a
-speculative insert of every row; a rerun pays one failed COPY per call.
+speculative insert of every row. A call whose first key is already loaded (a
+rerun) goes through staging at once, after one index probe; other overlaps
+pay one failed COPY of one chunk per call.
 """
 
 from __future__ import annotations
@@ -38,10 +40,14 @@ def load(
     direct = sql.SQL("COPY {table} ({cols}) FROM STDIN").format(
         table=table.qualified, cols=cols
     )
-    staged = False
     inserted = 0
     it = iter(records)
-    while chunk := list(islice(it, chunk_rows)):
+    chunk = list(islice(it, chunk_rows))
+    # A rerun starts with a key already loaded: skip the COPY that would fail.
+    staged = bool(chunk) and _key_exists(cur, table, chunk[0])
+    if staged:
+        _create_stage(cur, table, stage, cols)
+    while chunk:
         added = None if staged else _copy_if_all_new(cur, direct, table, chunk)
         if added is None:
             if not staged:
@@ -51,7 +57,25 @@ def load(
         inserted += added
         if on_chunk is not None:
             on_chunk(len(chunk), added)
+        chunk = list(islice(it, chunk_rows))
     return inserted
+
+
+def _key_exists(cur: Cursor, table: Table, record: Any) -> bool:
+    """Tell whether the table already holds ``record``'s key (one index probe)."""
+    key = sql.SQL(", ").join(map(sql.Identifier, table.key))
+    cur.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT FROM {table} WHERE ({key}) = ({values}))"
+        ).format(
+            table=table.qualified,
+            key=key,
+            values=sql.SQL(", ").join(sql.Placeholder() * len(table.key)),
+        ),
+        tuple(getattr(record, name) for name in table.key),
+    )
+    row = cur.fetchone()
+    return bool(row and row[0])
 
 
 def _copy_if_all_new(

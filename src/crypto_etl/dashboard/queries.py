@@ -36,6 +36,7 @@ RANGES: dict[str, timedelta | None] = {
 }
 MAX_TEXT_PARAMETER = 200
 _DATE_OIDS = frozenset({1082, 1114, 1184})  # date, timestamp, timestamptz
+_NUMBER_OIDS = frozenset({20, 21, 23, 700, 701, 1700})  # ints, floats, numeric
 TRANSFORM_HINT = "run `crypto-etl transform` to build the dashboard's tables"
 
 
@@ -173,7 +174,6 @@ class ReaderPool:
                     f"{_first_line(exc)}"
                 )
                 raise _ConnectionLost(error, exc) from exc
-            # In autocommit mode a failed statement leaves the session usable.
             self._checkin(conn)
             raise WarehouseError(_explain(exc)) from exc
         self._checkin(conn)
@@ -208,6 +208,11 @@ class ReaderPool:
         return self._connect(), False
 
     def _checkin(self, conn: psycopg2.extensions.connection) -> None:
+        # Only a session outside any transaction goes back: a query that
+        # opened one (or failed inside one) must not leak it to the next.
+        if conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+            conn.close()
+            return
         with self._lock:
             self._idle.append(conn)
 
@@ -383,7 +388,7 @@ class _ConnectionLost(Exception):
 def _kind(type_code: int) -> str:
     if type_code in _DATE_OIDS:
         return "time"
-    if type_code == psycopg2.NUMBER:
+    if type_code in _NUMBER_OIDS:
         return "number"
     return "text"
 

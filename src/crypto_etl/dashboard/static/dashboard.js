@@ -60,6 +60,7 @@
     if (kind === "number") {
       const n = Number(value);
       if (column.includes("percent") || column.endsWith("_pct")) {
+        if (Math.abs(n) < 0.005) return "0 %"; // not "-0 %"
         return (n > 0 ? "+" : "") + plain.format(n) + " %";
       }
       if (column.includes("market_cap") || column.includes("volume")) return "$" + compact.format(n);
@@ -138,6 +139,23 @@
     };
   }
 
+  function timeScale(xs, pad) {
+    // A fixed span: the data's, plus ``pad`` seconds each side (an hour when
+    // there is a single point, which uPlot would otherwise stretch).
+    const min = Math.min(...xs);
+    const max = Math.max(...xs);
+    const room = pad || (min === max ? 3600 : 0);
+    return { time: true, range: [min - room, max + room] };
+  }
+
+  function fromZero(u, min, max) {
+    return [Math.min(0, min), max > 0 ? max * 1.05 : 1];
+  }
+
+  function label(column) {
+    return column.replace(/_/g, " ");
+  }
+
   function plotOptions(card, series, extra) {
     const width = Math.max(280, card.querySelector(".plot").clientWidth || 480);
     return Object.assign({
@@ -164,30 +182,36 @@
     const series = [{}];
     ys.forEach((yi, n) => {
       aligned.push(data.rows.map((r) => toNumber(r[yi])));
-      series.push({ label: data.columns[yi], stroke: COLORS[n % COLORS.length], width: 2,
+      series.push({ label: label(data.columns[yi]), stroke: COLORS[n % COLORS.length], width: 2,
         value: (u, v) => (v === null ? "–" : compact.format(v)) });
     });
-    drawUplot(card, plotOptions(card, series), aligned);
+    drawUplot(card, plotOptions(card, series, { scales: { x: timeScale(aligned[0], 0) } }), aligned);
   }
 
   function drawBar(card, data) {
     const xi = data.columns.indexOf(card.dataset.x);
     const yi = data.columns.indexOf(JSON.parse(card.dataset.y)[0]);
     const bars = uPlot.paths.bars({ size: [0.6, 80] });
-    const series = [{}, { label: data.columns[yi], stroke: COLORS[0], fill: COLORS[0] + "99",
+    const series = [{}, { label: label(data.columns[yi]), stroke: COLORS[0], fill: COLORS[0] + "99",
       paths: bars, points: { show: false },
       value: (u, v) => (v === null ? "–" : plain.format(v)) }];
     const yValues = data.rows.map((r) => toNumber(r[yi]));
     if (data.kinds[xi] === "time") {
-      drawUplot(card, plotOptions(card, series), [data.rows.map((r) => toSeconds(r[xi])), yValues]);
+      const xs = data.rows.map((r) => toSeconds(r[xi]));
+      // Half a step of room on each side, so the end bars are whole.
+      const step = xs.length > 1 ? Math.min(...xs.slice(1).map((x, i) => x - xs[i])) : 86400;
+      const opts = plotOptions(card, series, {
+        scales: { x: timeScale(xs, step / 2), y: { range: fromZero } },
+      });
+      drawUplot(card, opts, [xs, yValues]);
       return;
     }
     // Categories (e.g. exchange names) sit at 0..n-1, labelled by name.
     const labels = data.rows.map((r) => String(r[xi]));
     const index = labels.map((_, i) => i);
-    series[0] = { label: data.columns[xi], value: (u, v) => (v === null ? "–" : labels[v]) };
+    series[0] = { label: label(data.columns[xi]), value: (u, v) => (v === null ? "–" : labels[v]) };
     const opts = plotOptions(card, series, {
-      scales: { x: { time: false, range: [-0.5, labels.length - 0.5] } },
+      scales: { x: { time: false, range: [-0.5, labels.length - 0.5] }, y: { range: fromZero } },
       axes: [{ stroke: "#334155", grid: { show: false }, rotate: -30, size: 70,
         splits: () => index, values: (u, splits) => splits.map((v) => labels[v] || "") },
       valueAxis()],
@@ -214,8 +238,9 @@
       value: (u, v, s, idx) => (idx === null ? "–" : plain.format(raw[n][idx])),
     })));
     const bands = names.slice(1).map((_, n) => ({ series: [n + 2, n + 1] }));
-    drawUplot(card, plotOptions(card, series, { bands: bands }),
-      [times.map(toSeconds)].concat(stacked));
+    const xs = times.map(toSeconds);
+    const scales = { x: timeScale(xs, 0), y: { range: fromZero } };
+    drawUplot(card, plotOptions(card, series, { bands: bands, scales: scales }), [xs].concat(stacked));
   }
 
   const DRAW = { line: drawLine, bar: drawBar, stacked_area: drawStacked, table: drawTable, status: drawTable };
