@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: setup run test ci lint format up down demo dashboard bench bench-dashboard vendor-js clean
+.PHONY: setup run test ci lint format up down demo transform dashboard bench bench-dashboard vendor-js clean
 
 setup: $(VENV)/.installed
 
@@ -19,11 +19,15 @@ run: setup
 	$(BIN)/crypto-etl warehouse start
 	$(BIN)/crypto-etl migrate
 	$(BIN)/crypto-etl run all
+	$(BIN)/crypto-etl transform
 
 # Everything offline, no API key: local warehouse, simulator, pipelines on a
 # short schedule, a backfill, the dbt models and the dashboard (URL printed).
 demo: setup
 	$(BIN)/crypto-etl demo
+
+transform: setup
+	$(BIN)/crypto-etl transform
 
 dashboard: setup
 	$(BIN)/crypto-etl dashboard
@@ -57,7 +61,10 @@ down:
 bench: setup
 	$(BIN)/python bench/load_bench.py
 
-bench-dashboard: setup
+bench-transform: setup
+	$(BIN)/crypto-etl transform
+
+dashboard: setup
 	$(BIN)/python bench/dashboard_bench.py
 
 # Refresh the vendored charting library from the locked npm package.

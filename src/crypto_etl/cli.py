@@ -25,6 +25,7 @@ from crypto_etl.backfill import (
     top_assets,
 )
 from crypto_etl.config import Settings, load_settings
+from crypto_etl.dq import DqResult, latest_dq_results
 from crypto_etl.errors import ConfigError, CryptoEtlError, RunSkipped
 from crypto_etl.pipeline import run_many, run_snapshot
 from crypto_etl.ratelimit import RateLimiter
@@ -152,6 +153,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     with WarehouseConnection(settings.warehouse) as warehouse:
         statuses = read_status(warehouse)
         credits = credit_usage(warehouse, settings.monthly_credits)
+        checks = latest_dq_results(warehouse)
     header = f"{'pipeline':<10} {'last run':<17} {'status':<9} {'fetched':>8} "
     print(
         header
@@ -172,7 +174,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     if credits.warning:
         print(f"warning: {credits.warning}", file=sys.stderr)
+    _print_checks(checks)
     return 0
+
+
+def _print_checks(checks: list[DqResult]) -> None:
+    if not checks:
+        print("data quality: no results yet (run `crypto-etl transform`)")
+        return
+    counts: dict[str, int] = {}
+    for check in checks:
+        counts[check.status] = counts.get(check.status, 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+    when = checks[0].run_at.strftime("%Y-%m-%d %H:%M")
+    print(f"data quality ({when}): {summary}")
+    for check in checks:
+        if check.status != "pass":
+            detail = check.message or f"{check.failures} failing rows"
+            model = check.model or "-"
+            print(f"  {check.status:<7} {check.test_name} ({model}): {detail}")
 
 
 def cmd_warehouse(args: argparse.Namespace) -> int:

@@ -19,13 +19,11 @@ from crypto_etl.coincap import CoinCapClient, RetryPolicy
 from crypto_etl.config import Secret, Settings, WarehouseSettings
 from crypto_etl.dbt_runner import (
     PROFILE_VARIABLES,
-    DqResult,
     TransformResult,
     find_project_dir,
-    latest_dq_results,
     run_transform,
-    store_results,
 )
+from crypto_etl.dq import DqResult, latest_dq_results, store_results
 from crypto_etl.errors import (
     ConfigError,
     DataQualityError,
