@@ -43,15 +43,13 @@ from crypto_etl.errors import (
     WarehouseError,
     WarehouseUnavailable,
 )
-from crypto_etl.dq import DqResult, store_results
+from crypto_etl.dq import DEFAULT_DOCS_DIR, DOCS_FILES, DqResult, store_results
 from crypto_etl.runlog import now_utc
 from crypto_etl.warehouse import WarehouseConnection
 
 log = logging.getLogger("crypto_etl.dbt")
 
-DEFAULT_DOCS_DIR = Path(".data/dbt-docs")
 # What the dashboard serves: the docs page and the two files it loads.
-DOCS_FILES = ("index.html", "catalog.json", "manifest.json")
 # The variables transform/profiles.yml reads. The DBT_ENV_SECRET_ prefix
 # makes dbt scrub the value from everything it logs.
 PROFILE_VARIABLES = {

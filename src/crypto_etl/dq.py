@@ -1,7 +1,8 @@
-"""Data-quality results: ``coincap.dq_results`` rows, stored and read back.
+"""What the dbt run leaves for others to read: data-quality results and docs.
 
-Kept apart from ``dbt_runner`` so that reading them (``crypto-etl status``,
-the dashboard) does not import dbt.
+``coincap.dq_results`` rows are stored and read back here, and the docs
+site's location is defined here, apart from ``dbt_runner`` so that readers
+(``crypto-etl status``, the dashboard) do not import dbt.
 """
 
 from __future__ import annotations
@@ -9,11 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Sequence
 
 from psycopg2.extras import execute_values
 
 from crypto_etl.warehouse import WarehouseConnection
+
+# Where `crypto-etl transform --docs` writes dbt's docs site, and its files.
+DEFAULT_DOCS_DIR = Path(".data/dbt-docs")
+DOCS_FILES = ("index.html", "catalog.json", "manifest.json")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import requests
 
 from crypto_etl.dashboard.definition import load_definition
 from crypto_etl.dashboard.server import DashboardServer
+from crypto_etl.dbt_runner import run_transform
 from crypto_etl.errors import ConfigError, WarehouseError
 
 from conftest import admin_connection, free_port, query, warehouse_settings
@@ -311,3 +312,24 @@ def test_the_vendored_chart_library_is_the_locked_npm_release():
     header = (static / "uPlot.iife.min.js").read_text()[:80]
     assert f"(v{pinned})" in header
     assert "MIT License" in (static / "uPlot.LICENSE").read_text()
+
+
+def test_dbt_docs_are_served_once_generated(loaded, tmp_path):
+    docs = tmp_path / "docs"
+    with DashboardServer(loaded, port=0, docs_dir=docs) as server:
+        missing = get(server, "/docs/")
+        assert missing.status_code == 404
+        assert "crypto-etl transform --docs" in missing.json()["error"]
+        run_transform(loaded, docs=True, docs_dir=docs)
+        page = get(server, "/docs/")
+        assert page.status_code == 200 and "dbt" in page.text.lower()
+        manifest = get(server, "/docs/manifest.json")
+        assert "model.crypto_etl.exchanges_current" in manifest.json()["nodes"]
+        assert get(server, "/docs/../../etc/passwd").status_code == 404
+        assert get(server, "/docs/profiles.yml").status_code == 404
+    assert 'href="/docs/"' in get_page_html(loaded)
+
+
+def get_page_html(settings):
+    with DashboardServer(settings, port=0) as server:
+        return get(server, "/").text

@@ -57,7 +57,8 @@ def render_page(
     <button type="button" id="refresh">Refresh</button>
   </form>
   <p class="refreshed">Updated <time id="refreshed">never</time>
-    · refreshes every {refresh_seconds} s</p>
+    · refreshes every {refresh_seconds} s
+    · <a href="/docs/">model docs and lineage</a></p>
 </header>
 <main class="grid">
 {cards}

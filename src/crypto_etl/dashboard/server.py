@@ -24,6 +24,7 @@ import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from pathlib import Path
 from typing import Any, Callable, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,6 +37,7 @@ from crypto_etl.dashboard.queries import (
     missing_relation,
     reader_settings,
 )
+from crypto_etl.dq import DEFAULT_DOCS_DIR, DOCS_FILES
 from crypto_etl.errors import ConfigError, WarehouseError, WarehouseUnavailable
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,13 @@ _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+_DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; font-src 'self' data:; "
+    "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline' "
+    "'unsafe-eval'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 class _Response:
@@ -95,9 +104,12 @@ class DashboardApp:
         refresh_seconds: the page's auto-refresh period.
     """
 
-    def __init__(self, queries: ChartQueries, refresh_seconds: int) -> None:
+    def __init__(
+        self, queries: ChartQueries, refresh_seconds: int, docs_dir: Path
+    ) -> None:
         self.queries = queries
         self.refresh_seconds = refresh_seconds
+        self.docs_dir = docs_dir
         self._static = _load_static()
 
     def handle(self, target: str) -> _Response:
@@ -112,6 +124,8 @@ class DashboardApp:
                 return self._health()
             if path.startswith("/static/"):
                 return self._static_file(path.removeprefix("/static/"))
+            if path.startswith("/docs/"):
+                return self._docs_file(path.removeprefix("/docs/") or "index.html")
             if path.startswith("/api/charts/"):
                 name = path.removeprefix("/api/charts/")
                 if name.endswith(".csv"):
@@ -150,6 +164,24 @@ class DashboardApp:
             return _Response.json(404, {"error": f"no such file: {name}"})
         body, kind = self._static[name]
         return _Response(200, body, kind, {"Cache-Control": "max-age=300"})
+
+    def _docs_file(self, name: str) -> _Response:
+        # dbt's docs site, read from disk each time (a transform may have
+        # rewritten it), and again only its files by exact name.
+        if name not in DOCS_FILES:
+            return _Response.json(404, {"error": f"no such file: {name}"})
+        try:
+            body = (self.docs_dir / name).read_bytes()
+        except OSError:
+            return _Response.json(
+                404,
+                {"error": "no docs yet: run `crypto-etl transform --docs`"},
+            )
+        kind = (
+            "text/html; charset=utf-8" if name.endswith(".html") else "application/json"
+        )
+        # The docs page is dbt's single file with inline script and styles.
+        return _Response(200, body, kind, {"Content-Security-Policy": _DOCS_CSP})
 
     def _chart_json(self, chart_id: str, query: dict[str, str]) -> _Response:
         chart = self.queries.chart(chart_id)
@@ -262,6 +294,7 @@ class DashboardServer:
         port: the port to bind (0 picks a free one).
         definition: the dashboard definition (default: the packaged one).
         refresh_seconds: the page's auto-refresh period.
+        docs_dir: dbt's docs site (``crypto-etl transform --docs``), at /docs/.
         clock: the current aware UTC time (ranges end there).
 
     Raises:
@@ -277,11 +310,12 @@ class DashboardServer:
         *,
         definition: Dashboard | None = None,
         refresh_seconds: int = DEFAULT_REFRESH_SECONDS,
+        docs_dir: Path = DEFAULT_DOCS_DIR,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.pool = ReaderPool(reader_settings(settings))
         queries = ChartQueries(definition or load_definition(), self.pool, clock)
-        self.app = DashboardApp(queries, refresh_seconds)
+        self.app = DashboardApp(queries, refresh_seconds, docs_dir)
         self._address = (host, port)
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
