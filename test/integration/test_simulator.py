@@ -237,12 +237,30 @@ def test_set_exchanges_serves_rows_verbatim_and_pages_them(
 # -- history -----------------------------------------------------------------
 
 
+def test_history_has_no_points_after_the_clock(
+    sim: CoinCapSimulator, http: requests.Session
+) -> None:
+    step = INTERVAL_MS["h1"]
+    start = sim.clock_ms - 5 * step
+    data = get(
+        http,
+        sim,
+        "/assets/bitcoin/history",
+        interval="h1",
+        start=start,
+        end=start + 20 * step,
+    )
+    times = [p["time"] for p in data.json()["data"]]
+    assert times and max(times) <= sim.clock_ms
+    assert len(times) in (5, 6)
+
+
 @pytest.mark.parametrize("interval", ["m5", "h1", "d1"])
 def test_history_points_sit_on_the_interval_grid(
     sim: CoinCapSimulator, http: requests.Session, interval: str
 ) -> None:
     step = INTERVAL_MS[interval]
-    start = 1_725_915_600_000 + 12_345
+    start = 1_720_000_000_000 + 12_345  # 50 days of d1 still end before the clock
     end = start + 50 * step
     data = get(
         http, sim, "/assets/bitcoin/history", interval=interval, start=start, end=end

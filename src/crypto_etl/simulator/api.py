@@ -166,7 +166,7 @@ def _rates(snap: Snapshot, params: Mapping[str, str]) -> Reply:
 
 
 def _history(curve: PriceCurve, snap: Snapshot, params: Mapping[str, str]) -> Reply:
-    """Points of ``curve`` on the interval grid in ``[start, end)``.
+    """Points of ``curve`` on the interval grid in ``[start, end)``, up to the clock.
 
     Without start and end the window is the interval's maximum ending at the
     simulator clock. A missing or unknown interval, only one of start and end,
@@ -185,6 +185,8 @@ def _history(curve: PriceCurve, snap: Snapshot, params: Mapping[str, str]) -> Re
         start, end = snap.timestamp - window, snap.timestamp
     if start is None or end is None or not 0 <= start <= end or end - start > window:
         return 400, BAD_QUERY
-    points = curve.series(start, end, INTERVAL_MS[interval])
+    # Like CoinCap, no prices after "now": a window reaching past the clock
+    # is cut there (and is empty when it starts after it).
+    points = curve.series(start, min(end, snap.timestamp), INTERVAL_MS[interval])
     data = [{"priceUsd": dec(p), "time": t, "date": iso_ms(t)} for t, p in points]
     return 200, _envelope(snap, data)
