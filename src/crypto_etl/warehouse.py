@@ -61,24 +61,11 @@ class WarehouseConnection:
             WarehouseUnavailable: when the server cannot be reached or refuses us.
         """
         if self._conn is None or self._conn.closed:
-            s = self.settings
-            try:
-                self._conn = psycopg2.connect(
-                    host=s.host,
-                    port=s.port,
-                    dbname=s.dbname,
-                    user=s.user,
-                    password=s.password.reveal(),
-                    connect_timeout=self._connect_timeout,
-                    application_name=self._application_name,
-                )
-            except psycopg2.OperationalError as exc:
-                raise WarehouseUnavailable(
-                    f"cannot connect to the warehouse {s.describe()}: "
-                    f"{_first_line(exc)}; check that it is running "
-                    "(`crypto-etl warehouse start` or `make up`) and the "
-                    "WAREHOUSE_* settings"
-                ) from exc
+            self._conn = connect(
+                self.settings,
+                application_name=self._application_name,
+                connect_timeout=self._connect_timeout,
+            )
         return self._conn
 
     @contextmanager
@@ -101,9 +88,9 @@ class WarehouseConnection:
             if isinstance(exc, psycopg2.OperationalError) and conn.closed:
                 raise WarehouseUnavailable(
                     f"lost the connection to {self.settings.describe()}: "
-                    f"{_first_line(exc)}"
+                    f"{first_line(exc)}"
                 ) from exc
-            raise WarehouseError(f"warehouse error: {_first_line(exc)}") from exc
+            raise WarehouseError(f"warehouse error: {first_line(exc)}") from exc
         except BaseException:
             self._rollback()
             raise
@@ -149,13 +136,54 @@ class WarehouseConnection:
                 log.debug("rollback failed; the connection is gone", exc_info=True)
 
 
+def connect(
+    settings: WarehouseSettings,
+    *,
+    application_name: str,
+    connect_timeout: int = 5,
+    options: str | None = None,
+    hint: str = "",
+) -> psycopg2.extensions.connection:
+    """Open one connection to the warehouse.
+
+    Args:
+        settings: host, port, database, user and password.
+        application_name: shown in ``pg_stat_activity``.
+        connect_timeout: seconds to wait for the server.
+        options: server settings for the session (``-c name=value ...``).
+        hint: more to check, appended to the error message.
+
+    Raises:
+        WarehouseUnavailable: when the server cannot be reached or refuses us.
+    """
+    try:
+        return psycopg2.connect(
+            host=settings.host,
+            port=settings.port,
+            dbname=settings.dbname,
+            user=settings.user,
+            password=settings.password.reveal(),
+            connect_timeout=connect_timeout,
+            application_name=application_name,
+            options=options,
+        )
+    except psycopg2.OperationalError as exc:
+        raise WarehouseUnavailable(
+            f"cannot connect to the warehouse {settings.describe()}: "
+            f"{first_line(exc)}; check that it is running "
+            f"(`crypto-etl warehouse start` or `make up`){hint} and the "
+            "WAREHOUSE_* settings"
+        ) from exc
+
+
 def lock_key(name: str) -> int:
     """Return a stable signed 64-bit advisory-lock key for a name."""
     digest = hashlib.sha256(f"crypto_etl:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """Return the first line of an exception's message (psycopg2's run on)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

@@ -26,6 +26,7 @@ import psycopg2.extensions
 from crypto_etl.config import Settings, WarehouseSettings
 from crypto_etl.dashboard.definition import Chart, Dashboard, Filter, render_sql
 from crypto_etl.errors import ConfigError, WarehouseError, WarehouseUnavailable
+from crypto_etl.warehouse import connect, first_line
 
 # The only time ranges a request may ask for; None means no lower bound.
 RANGES: dict[str, timedelta | None] = {
@@ -171,7 +172,7 @@ class ReaderPool:
                 conn.close()
                 error = WarehouseUnavailable(
                     f"lost the connection to {self.settings.describe()}: "
-                    f"{_first_line(exc)}"
+                    f"{first_line(exc)}"
                 )
                 raise _ConnectionLost(error, exc) from exc
             self._checkin(conn)
@@ -225,24 +226,13 @@ class ReaderPool:
             f" -c statement_timeout={self._statement_timeout_ms}"
             " -c TimeZone=UTC"
         )
-        try:
-            conn = psycopg2.connect(
-                host=s.host,
-                port=s.port,
-                dbname=s.dbname,
-                user=s.user,
-                password=s.password.reveal(),
-                connect_timeout=self._connect_timeout,
-                application_name="crypto-etl-dashboard",
-                options=options,
-            )
-        except psycopg2.OperationalError as exc:
-            raise WarehouseUnavailable(
-                f"cannot connect to the warehouse {s.describe()}: {_first_line(exc)}; "
-                "check that it is running (`crypto-etl warehouse start` or "
-                "`make up`), that `crypto-etl migrate` created the reader role, "
-                "and the WAREHOUSE_* settings"
-            ) from exc
+        conn = connect(
+            s,
+            application_name="crypto-etl-dashboard",
+            connect_timeout=self._connect_timeout,
+            options=options,
+            hint=", that `crypto-etl migrate` created the reader role,",
+        )
         # Each query is its own read-only transaction: nothing stays open
         # between requests.
         conn.set_session(readonly=True, autocommit=True)
@@ -397,17 +387,12 @@ def _explain(exc: psycopg2.Error) -> str:
     if isinstance(
         exc, (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName)
     ):
-        return f"{_first_line(exc)}: {TRANSFORM_HINT}"
+        return f"{first_line(exc)}: {TRANSFORM_HINT}"
     if isinstance(exc, psycopg2.errors.InsufficientPrivilege):
         return (
-            f"{_first_line(exc)}: the reader role may not read it; run "
+            f"{first_line(exc)}: the reader role may not read it; run "
             "`crypto-etl migrate` and `crypto-etl transform`, which grant it"
         )
     if isinstance(exc, psycopg2.errors.QueryCanceled):
-        return f"the query took too long and was cancelled: {_first_line(exc)}"
-    return f"warehouse error: {_first_line(exc)}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        return f"the query took too long and was cancelled: {first_line(exc)}"
+    return f"warehouse error: {first_line(exc)}"
