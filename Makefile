@@ -61,10 +61,7 @@ down:
 bench: setup
 	$(BIN)/python bench/load_bench.py
 
-bench-transform: setup
-	$(BIN)/crypto-etl transform
-
-dashboard: setup
+bench-dashboard: setup
 	$(BIN)/python bench/dashboard_bench.py
 
 # Refresh the vendored charting library from the locked npm package.

@@ -62,13 +62,14 @@ class Page:
 
     def __init__(self, browser):
         self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        self.console_errors = []
-        self.page_errors = []
-        self.page.on(
-            "console",
-            lambda m: m.type == "error" and self.console_errors.append(m.text),
-        )
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.page.on("console", self._on_console)
         self.page.on("pageerror", lambda e: self.page_errors.append(str(e)))
+
+    def _on_console(self, message):
+        if message.type == "error":
+            self.console_errors.append(message.text)
 
     def open(self, url):
         self.page.goto(url)

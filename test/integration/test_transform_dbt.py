@@ -71,7 +71,8 @@ def wh_settings(db) -> Settings:
 def fixed(db, wh_settings) -> Settings:
     """The fixed dataset loaded into this test's database."""
     query(db, (FIXTURES / "dbt" / "fixed_dataset.sql").read_text())
-    return wh_settings
+    settings: Settings = wh_settings
+    return settings
 
 
 def load_snapshots(simulator, warehouse, *, rounds=1, pipelines=tuple(PIPELINES)):
@@ -240,8 +241,8 @@ def test_marts_match_hand_computed_values_for_a_fixed_dataset(fixed, db):
     ]
 
 
-def utc(*parts):
-    return datetime(*parts, tzinfo=timezone.utc)
+def utc(year, month, day, hour=0, minute=0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=timezone.utc)
 
 
 def test_a_second_run_reads_only_recent_rows_and_a_full_refresh_rebuilds(fixed, db):
@@ -453,7 +454,8 @@ def test_the_marts_and_results_are_readable_by_the_reader_role(fixed, db):
                 cur.execute(f"SELECT count(*) FROM analytics.{mart}")
                 assert cur.fetchone() is not None
             cur.execute("SELECT count(*) FROM coincap.dq_results")
-            assert cur.fetchone()[0] > 0
+            row = cur.fetchone()
+            assert row is not None and row[0] > 0
         conn.close()
     finally:
         query(db, f"DROP OWNED BY {reader}; DROP ROLE {reader}")
