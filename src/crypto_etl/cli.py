@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -258,10 +259,16 @@ def cmd_transform(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_sigterm() -> None:
+    # `docker stop` and service managers send SIGTERM: stop as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from crypto_etl.dashboard.server import serve_dashboard
 
     settings = _settings(args)
+    _stop_on_sigterm()
     serve_dashboard(
         settings,
         args.host,
@@ -277,6 +284,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from crypto_etl.demo import run_demo
 
     settings = _settings(args)
+    _stop_on_sigterm()
     # The demo's own cluster, beside (not instead of) the one `make run` uses.
     warehouse = replace(settings.warehouse, host="127.0.0.1", port=args.warehouse_port)
     run_demo(

@@ -67,6 +67,20 @@ def run_demo(
     )
     cluster.start()
     on_ready(f"warehouse: {w.describe()} (data in {data_dir})")
+    try:
+        _run(settings, dashboard_port, schedule_seconds, on_ready)
+    finally:
+        # The demo leaves no process behind; its data stays for next time.
+        cluster.stop()
+
+
+def _run(
+    settings: Settings,
+    dashboard_port: int,
+    schedule_seconds: float,
+    on_ready: Callable[[str], None],
+) -> None:
+    w = settings.warehouse
     with CoinCapSimulator(api_key=DEMO_KEY, auto_tick_seconds=10) as sim:
         on_ready(f"simulated CoinCap API: {sim.base_url}")
         demo = replace(settings, coincap_base_url=sim.base_url)
@@ -79,12 +93,13 @@ def run_demo(
                 ensure_reader_role(
                     warehouse, settings.reader_user, settings.reader_password.reveal()
                 )
-            _load_once(client, warehouse, demo)
+            run_many(PIPELINES.values(), client, warehouse)
             end = now_utc()
             windows = plan_windows(
                 top_assets(client, 5), "h1", to_ms(end - timedelta(days=7)), to_ms(end)
             )
             run_backfill(client, warehouse, windows)
+            _transform(demo)
             stop = threading.Event()
             worker = threading.Thread(
                 target=_every,
@@ -109,10 +124,18 @@ def _load_once(
 ) -> None:
     try:
         run_many(PIPELINES.values(), client, warehouse)
-        run_transform(settings)
     except CryptoEtlError as exc:
         # The demo keeps going; the dashboard's health panel shows the failure.
         log.error("demo load: %s", exc)
+    _transform(settings)
+
+
+def _transform(settings: Settings) -> None:
+    try:
+        run_transform(settings)
+    except CryptoEtlError as exc:
+        # A failed data test is shown on the dashboard; the demo goes on.
+        log.error("demo transform: %s", exc)
 
 
 def _every(seconds: float, stop: threading.Event, job: Callable[[], None]) -> None:

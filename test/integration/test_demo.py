@@ -1,0 +1,66 @@
+"""`make demo` end to end: one command, offline, no key; leaves no process behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from conftest import free_port
+
+
+def test_demo_serves_a_dashboard_with_data_then_stops_cleanly():
+    root = Path(tempfile.mkdtemp(prefix="crypto-etl-demo-", dir="/tmp"))
+    root.chmod(0o755)
+    data_dir = root / "demo"
+    env = {
+        **os.environ,
+        "WAREHOUSE_HOST": "127.0.0.1",
+        "WAREHOUSE_PORT": "1",  # replaced by --warehouse-port
+        "WAREHOUSE_DB": "coincap",
+        "WAREHOUSE_USER": "demo_etl",
+        "WAREHOUSE_PASSWORD": "demo-password",
+        "WAREHOUSE_READER_USER": "demo_reader",
+        "WAREHOUSE_READER_PASSWORD": "demo-reader-password",
+        "CRYPTO_ETL_ENV_FILE": str(root / "no-env-file"),
+    }
+    env.pop("COINCAP_API_KEY", None)
+    port = free_port()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "crypto_etl.cli", "demo", "--data-dir", str(data_dir)]
+        + ["--warehouse-port", str(free_port()), "--port", str(port), "--every", "5"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = demo.stdout.readline() if demo.stdout else ""
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("dashboard: "):
+                break
+        assert lines and lines[-1] == f"dashboard: http://127.0.0.1:{port}/\n", lines
+        charts = requests.get(
+            f"http://127.0.0.1:{port}/api/charts/top_exchanges", timeout=10
+        ).json()
+        assert charts["row_count"] > 0
+        history = requests.get(
+            f"http://127.0.0.1:{port}/api/charts/price_history",
+            params={"asset": "bitcoin", "since": "7d"},
+            timeout=10,
+        ).json()
+        assert history["row_count"] > 0
+    finally:
+        demo.send_signal(signal.SIGINT)
+        code = demo.wait(timeout=60)
+    assert code in (0, 130)
+    assert not (data_dir / "postmaster.pid").exists()
