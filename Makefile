@@ -36,14 +36,14 @@ test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/black --check src test
-	$(BIN)/flake8 src test
+	$(BIN)/black --check src test bench
+	$(BIN)/flake8 src test bench
 	$(BIN)/mypy
 	# Tests are type-checked too, without requiring annotations on every test.
 	$(BIN)/mypy --allow-untyped-defs --allow-untyped-calls --allow-incomplete-defs test
 
 format: setup
-	$(BIN)/black src test
+	$(BIN)/black src test bench
 
 ci: lint test
 
@@ -59,7 +59,8 @@ down:
 
 # Benchmarks (not tests): timings are ratios measured in one run.
 bench: setup
-	$(BIN)/python bench/load_bench.py
+	$(BIN)/python bench/load_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/backfill_memory.py
 
 bench-dashboard: setup
 	$(BIN)/python bench/dashboard_bench.py

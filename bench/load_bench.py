@@ -63,7 +63,6 @@ from crypto_etl.exchange_data_etl import EXCHANGES
 from crypto_etl.loader import Table, _LineReader, copy_lines, load
 from crypto_etl.transform import Exchange, HistoryPoint
 from crypto_etl.warehouse import WarehouseConnection
-from loader_prototype import load as prototype_load
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 POINTS_PER_ASSET = 14_400  # ten days of m1 points, as a backfill loads them
@@ -134,14 +133,6 @@ def project_loader(
         load(cur, table, rows)
 
 
-def prototype_loader(
-    warehouse: WarehouseConnection, table: Table, rows: list[Any]
-) -> None:
-    """The change proposed in ``loader_prototype.py``, in one transaction."""
-    with warehouse.managed_cursor() as cur:
-        prototype_load(cur, table, rows)
-
-
 def original_execute_batch(
     warehouse: WarehouseConnection, table: Table, rows: list[Any]
 ) -> None:
@@ -190,11 +181,10 @@ METHODS: dict[str, Method] = {
     "loader": project_loader,
     "execute_batch": original_execute_batch,
     "execute_values": execute_values_on_conflict,
-    "prototype": prototype_loader,
 }
 DEFAULT_METHODS = ("copy", "loader", "execute_batch", "execute_values")
 # Plain COPY and plain INSERT fail on a key already loaded.
-RERUNNABLE = ("loader", "execute_values", "prototype")
+RERUNNABLE = ("loader", "execute_values")
 
 
 @dataclass(frozen=True)
