@@ -39,6 +39,7 @@ lint: setup
 	$(BIN)/black --check src test bench
 	$(BIN)/flake8 src test bench
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 	# Tests are type-checked too, without requiring annotations on every test.
 	$(BIN)/mypy --allow-untyped-defs --allow-untyped-calls --allow-incomplete-defs test
 
