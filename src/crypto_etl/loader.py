@@ -226,8 +226,21 @@ class _Staging:
 
 
 def raw_json(raw: Any) -> str:
-    """Serialise a raw row for the rejects table (Decimals as their exact text)."""
-    return json.dumps(raw, default=str, sort_keys=True, ensure_ascii=False)
+    """Serialise a raw row for the rejects table, numbers exactly as received.
+
+    The client parses JSON numbers with a fraction as ``Decimal``; ``json``
+    cannot write those back as numbers, so they are written here by hand
+    (a non-finite one, which JSON cannot hold, as a string).
+    """
+    if isinstance(raw, Decimal):
+        return str(raw) if raw.is_finite() else json.dumps(str(raw))
+    if isinstance(raw, dict):
+        items = sorted(raw.items(), key=lambda kv: str(kv[0]))
+        body = ", ".join(f"{json.dumps(str(k))}: {raw_json(v)}" for k, v in items)
+        return "{" + body + "}"
+    if isinstance(raw, list):
+        return "[" + ", ".join(raw_json(v) for v in raw) + "]"
+    return json.dumps(raw, ensure_ascii=False)
 
 
 def store_rejects(

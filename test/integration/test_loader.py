@@ -101,3 +101,24 @@ def test_text_with_tabs_newlines_and_backslashes_round_trips(warehouse, db):
     assert query(db, "SELECT name, volume_usd FROM coincap.exchanges") == [
         (tricky, Decimal("1E+3"))
     ]
+
+
+def test_rejected_rows_keep_their_numbers_exactly(warehouse, db):
+    import json
+
+    from crypto_etl.loader import raw_json, store_rejects
+    from crypto_etl.runlog import RunRecord, insert_run, now_utc
+    from crypto_etl.transform import Rejected
+
+    text = (
+        '{"exchangeId": null, "volumeUsd": 12712561147.7913049212358699, "n": [1, "ü"]}'
+    )
+    raw = json.loads(text, parse_float=Decimal)
+    assert json.loads(raw_json(raw), parse_float=Decimal) == raw
+    with warehouse.managed_cursor() as cur:
+        run_id = insert_run(cur, RunRecord("exchanges", now_utc()))
+        store_rejects(cur, "exchanges", run_id, [Rejected(raw, "missing exchangeId")])
+    assert query(
+        db,
+        "SELECT raw->>'volumeUsd', jsonb_typeof(raw->'volumeUsd') FROM coincap.rejects",
+    ) == [("12712561147.7913049212358699", "number")]
