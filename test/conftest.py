@@ -46,7 +46,8 @@ def _missing(reason: str):
 @pytest.fixture(scope="session")
 def pg_server():
     """A running PostgreSQL cluster for the session: yields (host, port)."""
-    from crypto_etl.localpg import LocalWarehouse, find_pg_bin
+    from crypto_etl.localpg import LocalWarehouse
+    from crypto_etl.pgtools import find_pg_bin
 
     try:
         find_pg_bin()

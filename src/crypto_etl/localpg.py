@@ -16,18 +16,12 @@ traversable by it.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import hmac
-import ipaddress
 import json
 import os
 import pwd
 import secrets
-import shutil
-import socket
-import stat
-import subprocess
 import tempfile
 import time
 from contextlib import closing
@@ -39,10 +33,21 @@ from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 
 from crypto_etl.errors import LocalWarehouseError
+from crypto_etl.pgtools import (
+    can_traverse,
+    check_traversable,
+    client_host,
+    find_pg_bin,
+    give,
+    is_loopback,
+    is_postgres_process,
+    port_taken,
+    run,
+    service_account,
+    tool_command,
+    write_file,
+)
 
-_SERVER_TOOLS = ("initdb", "pg_ctl", "postgres")
-_PG_LIB_ROOT = Path("/usr/lib/postgresql")
-_SERVICE_ACCOUNT = "postgres"
 _SETTINGS_FILE = "crypto_etl_warehouse.json"
 _CONF_FILE = "crypto_etl.conf"
 _READY_TIMEOUT_S = 30
@@ -91,39 +96,6 @@ def _hash_password(password: str, salt: str) -> str:
     return hashlib.pbkdf2_hmac(
         "sha256", password.encode(), bytes.fromhex(salt), _PBKDF2_ITERATIONS
     ).hex()
-
-
-def find_pg_bin(
-    *, search_path: str | None = None, lib_root: Path = _PG_LIB_ROOT
-) -> Path:
-    """Find the directory holding PostgreSQL's server binaries.
-
-    Takes the PATH to search (default: this process's) and the root of Debian's
-    versioned installs. Returns the directory of ``initdb`` on the PATH (symlinks
-    resolved) if it also holds ``pg_ctl`` and ``postgres``, else the highest
-    version's ``<lib_root>/<version>/bin`` that holds all three.
-    Raises LocalWarehouseError, saying how to install PostgreSQL, if none does.
-    """
-    candidates: list[Path] = []
-    on_path = shutil.which("initdb", path=search_path)
-    if on_path is not None:
-        candidates.append(Path(on_path).resolve().parent)
-    candidates.extend(sorted(lib_root.glob("*/bin"), key=_version_key, reverse=True))
-    for bin_dir in candidates:
-        if all(os.access(bin_dir / tool, os.X_OK) for tool in _SERVER_TOOLS):
-            return bin_dir
-    raise LocalWarehouseError(
-        "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH "
-        f"or under {lib_root}/*/bin: install PostgreSQL "
-        "(e.g. `apt-get install postgresql`)"
-    )
-
-
-def _version_key(bin_dir: Path) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in bin_dir.parent.name.split("."))
-    except ValueError:
-        return (-1,)
 
 
 class LocalWarehouse:
@@ -179,7 +151,7 @@ class LocalWarehouse:
         process, or PostgreSQL fails (the message carries its stderr and the end
         of the server log).
         """
-        account = _service_account()
+        account = service_account()
         bin_dir = find_pg_bin()
         if (self._data_dir / "PG_VERSION").exists():
             self._check_settings_unchanged()
@@ -187,7 +159,7 @@ class LocalWarehouse:
             if current.running:
                 return current
             if account is not None:
-                _check_traversable(self._data_dir, account)
+                check_traversable(self._data_dir, account)
         else:
             self._create_cluster(bin_dir, account)
         self._check_port_free()
@@ -207,15 +179,15 @@ class LocalWarehouse:
         pid = self._postmaster_pid()
         if pid is None:
             return False
-        pg_ctl = _tool_command(find_pg_bin(), "pg_ctl", _service_account())
-        _run(
+        pg_ctl = tool_command(find_pg_bin(), "pg_ctl", service_account())
+        run(
             [*pg_ctl, "stop", "-D", str(self._data_dir), "-m", "fast", "-s", "-w"]
             + ["-t", str(_STOP_TIMEOUT_S)],
             "pg_ctl stop",
             timeout=_STOP_TIMEOUT_S + 15,
         )
         deadline = time.monotonic() + _STOP_TIMEOUT_S
-        while _is_postgres_process(pid):
+        while is_postgres_process(pid):
             if time.monotonic() > deadline:
                 raise LocalWarehouseError(
                     f"PostgreSQL (pid {pid}) of {self._data_dir} still runs "
@@ -226,7 +198,7 @@ class LocalWarehouse:
 
     def _create_cluster(self, bin_dir: Path, account: pwd.struct_passwd | None) -> None:
         self._prepare_data_dir(account)
-        initdb = _tool_command(bin_dir, "initdb", account)
+        initdb = tool_command(bin_dir, "initdb", account)
         pw_fd, pw_name = tempfile.mkstemp(
             dir=self._data_dir.parent, prefix=".crypto-etl-pwfile-"
         )
@@ -235,7 +207,7 @@ class LocalWarehouse:
                 pw_file.write(self._password + "\n")
             if account is not None:
                 os.chown(pw_name, account.pw_uid, account.pw_gid)
-            _run(
+            run(
                 [*initdb, "-D", str(self._data_dir), "-U", self._user]
                 + [f"--pwfile={pw_name}", "--auth-host=scram-sha-256"]
                 + ["--auth-local=scram-sha-256", "-E", "UTF8", "--no-locale"]
@@ -246,10 +218,10 @@ class LocalWarehouse:
         finally:
             os.unlink(pw_name)
         self._log_path.parent.mkdir(mode=0o700, exist_ok=True)
-        _give(self._log_path.parent, account)
+        give(self._log_path.parent, account)
         with open(self._data_dir / "postgresql.conf", "a") as conf:
             conf.write(f"\ninclude = '{_CONF_FILE}'\n")
-        if not _is_loopback(self._host):
+        if not is_loopback(self._host):
             # initdb only lets loopback clients in; listening elsewhere means
             # the user wants remote clients, still password-checked.
             with open(self._data_dir / "pg_hba.conf", "a") as hba:
@@ -257,7 +229,7 @@ class LocalWarehouse:
         settings = _StoredSettings.new(
             self._user, self._host, self._port, self._password
         )
-        _write_file(
+        write_file(
             self._data_dir / _SETTINGS_FILE,
             json.dumps(asdict(settings), indent=2) + "\n",
             account,
@@ -275,11 +247,11 @@ class LocalWarehouse:
         self._data_dir.mkdir(mode=0o700, exist_ok=True)
         if account is None:
             return
-        _give(self._data_dir, account)
+        give(self._data_dir, account)
         dedicated = {p.name for p in parent.iterdir()} == {self._data_dir.name}
-        if dedicated and not _can_traverse(parent, account):
-            _give(parent, account)
-        _check_traversable(self._data_dir, account)
+        if dedicated and not can_traverse(parent, account):
+            give(parent, account)
+        check_traversable(self._data_dir, account)
 
     def _stored_settings(self) -> _StoredSettings | None:
         path = self._data_dir / _SETTINGS_FILE
@@ -320,7 +292,7 @@ class LocalWarehouse:
         # Rewritten on every start so that ``fast`` follows the constructor.
         durable = "off" if self._fast else "on"
         host = self._host.replace("'", "''")
-        _write_file(
+        write_file(
             self._data_dir / _CONF_FILE,
             "# Written by crypto-etl at every start; included by postgresql.conf.\n"
             f"listen_addresses = '{host}'\n"
@@ -340,7 +312,7 @@ class LocalWarehouse:
         )
 
     def _check_port_free(self) -> None:
-        if _port_taken(self._host, self._port):
+        if port_taken(self._host, self._port):
             raise LocalWarehouseError(
                 f"port {self._port} on {self._host} is already in use by another "
                 f"process: stop it or configure another port (the warehouse in "
@@ -348,9 +320,9 @@ class LocalWarehouse:
             )
 
     def _pg_ctl_start(self, bin_dir: Path, account: pwd.struct_passwd | None) -> None:
-        pg_ctl = _tool_command(bin_dir, "pg_ctl", account)
+        pg_ctl = tool_command(bin_dir, "pg_ctl", account)
         try:
-            _run(
+            run(
                 [*pg_ctl, "start", "-D", str(self._data_dir), "-l", str(self._log_path)]
                 + ["-s", "-w", "-t", str(_READY_TIMEOUT_S)],
                 "pg_ctl start",
@@ -401,7 +373,7 @@ class LocalWarehouse:
 
     def _connect(self, dbname: str) -> PgConnection:
         return psycopg2.connect(
-            host=_client_host(self._host),
+            host=client_host(self._host),
             port=self._port,
             dbname=dbname,
             user=self._user,
@@ -418,7 +390,7 @@ class LocalWarehouse:
             return None
         except OSError as exc:
             raise LocalWarehouseError(f"cannot read {exc.filename}: {exc}") from None
-        return pid if _is_postgres_process(pid) else None
+        return pid if is_postgres_process(pid) else None
 
     def _log_excerpt(self) -> str:
         try:
@@ -428,135 +400,3 @@ class LocalWarehouse:
         except FileNotFoundError:
             return f"(no server log at {self._log_path})"
         return f"server log {self._log_path} ends with:\n" + "\n".join(tail)
-
-
-def _service_account() -> pwd.struct_passwd | None:
-    """The account to run initdb/pg_ctl as: postgres if we are root, else us (None)."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam(_SERVICE_ACCOUNT)
-    except KeyError:
-        raise LocalWarehouseError(
-            f"PostgreSQL refuses to run as root and there is no "
-            f"{_SERVICE_ACCOUNT!r} account to run it as: install PostgreSQL "
-            "(e.g. `apt-get install postgresql`, which creates it) or run as "
-            "another user"
-        ) from None
-
-
-def _tool_command(
-    bin_dir: Path, tool: str, account: pwd.struct_passwd | None
-) -> list[str]:
-    if account is None:
-        return [str(bin_dir / tool)]
-    runuser = shutil.which("runuser")
-    if runuser is None:
-        raise LocalWarehouseError(
-            "running as root needs `runuser` (util-linux) to start PostgreSQL as "
-            f"{account.pw_name!r}"
-        )
-    return [runuser, "-u", account.pw_name, "--", str(bin_dir / tool)]
-
-
-def _run(command: list[str], what: str, *, timeout: float) -> None:
-    """Run ``command``; raise LocalWarehouseError with its stderr if it fails."""
-    # PG* variables (PGDATA, PGPORT...) of the caller must not steer our cluster.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    try:
-        done = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd="/",  # the service account may not be able to enter our cwd
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        raise LocalWarehouseError(f"{what} did not finish within {timeout} s") from None
-    except OSError as exc:
-        raise LocalWarehouseError(f"cannot run {what}: {exc}") from None
-    if done.returncode != 0:
-        output = (done.stderr.strip() or done.stdout.strip()) or "(no output)"
-        raise LocalWarehouseError(f"{what} failed (exit {done.returncode}): {output}")
-
-
-def _give(path: Path, account: pwd.struct_passwd | None) -> None:
-    if account is not None:
-        os.chown(path, account.pw_uid, account.pw_gid)
-
-
-def _write_file(path: Path, text: str, account: pwd.struct_passwd | None) -> None:
-    path.write_text(text)
-    path.chmod(0o600)
-    _give(path, account)
-
-
-def _can_traverse(path: Path, account: pwd.struct_passwd) -> bool:
-    st = path.stat()
-    if st.st_uid == account.pw_uid:
-        return bool(st.st_mode & stat.S_IXUSR)
-    if st.st_gid in os.getgrouplist(account.pw_name, account.pw_gid):
-        return bool(st.st_mode & stat.S_IXGRP)
-    return bool(st.st_mode & stat.S_IXOTH)
-
-
-def _check_traversable(data_dir: Path, account: pwd.struct_passwd) -> None:
-    for ancestor in reversed(data_dir.parents):
-        if not _can_traverse(ancestor, account):
-            raise LocalWarehouseError(
-                f"PostgreSQL runs as {account.pw_name!r}, which cannot enter "
-                f"{ancestor} on the way to {data_dir}: allow it "
-                f"(chmod o+x {ancestor}) or choose another data directory"
-            )
-
-
-def _is_postgres_process(pid: int) -> bool:
-    """True if ``pid`` is a live postgres process (not a zombie, not a reused pid)."""
-    # A zombie's cmdline is empty; the postmaster's names its binary.
-    try:
-        return b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def _wildcard(host: str) -> bool:
-    return host in ("*", "0.0.0.0", "::", "")
-
-
-def _client_host(host: str) -> str:
-    """Where a client reaches a server listening on ``host``."""
-    return "127.0.0.1" if _wildcard(host) else host
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _port_taken(host: str, port: int) -> bool:
-    """True if another process listens on ``port`` at an address of ``host``."""
-    try:
-        addresses = socket.getaddrinfo(
-            None if _wildcard(host) else host,
-            port,
-            type=socket.SOCK_STREAM,
-            flags=socket.AI_PASSIVE,
-        )
-    except socket.gaierror as exc:
-        raise LocalWarehouseError(f"cannot resolve host {host!r}: {exc}") from None
-    for family, kind, proto, _, address in addresses:
-        with socket.socket(family, kind, proto) as probe:
-            # As PostgreSQL does, so that TIME_WAIT leftovers do not count.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(address)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    return True
-    return False
