@@ -195,3 +195,14 @@ def test_a_backfill_killed_half_way_resumes_with_no_gap_and_no_duplicate(
     assert calls == [(len(planned) - done,)]
     points_per_window = MAX_WINDOW_MS["m5"] // INTERVAL_MS["m5"]
     assert history_ok(db, "bitcoin", "m5") == len(planned) * points_per_window
+
+
+def test_on_a_terminal_progress_is_a_bar_with_rows_per_second(capsys):
+    from crypto_etl.backfill import Progress, Window
+
+    bar = Progress(2, enabled=True)
+    bar.advance(Window("bitcoin", "h1", 0, 3_600_000), 1440)
+    bar.advance(Window("bitcoin", "h1", 3_600_000, 7_200_000), 1440)
+    bar.close()
+    drawn = capsys.readouterr().err
+    assert "2/2" in drawn and "rows=2880" in drawn and "rows_s=" in drawn
