@@ -201,14 +201,7 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     w = settings.warehouse
-    local = LocalWarehouse(
-        args.data_dir,
-        host=w.host,
-        port=w.port,
-        dbname=w.dbname,
-        user=w.user,
-        password=w.password.reveal(),
-    )
+    local = LocalWarehouse.for_settings(args.data_dir, w)
     if args.action == "stop":
         print("stopped" if local.stop() else "not running")
         return 0

@@ -57,14 +57,7 @@ def run_demo(
         CryptoEtlError: the warehouse, the first load or the models failed.
     """
     w = settings.warehouse
-    cluster = LocalWarehouse(
-        data_dir,
-        host=w.host,
-        port=w.port,
-        dbname=w.dbname,
-        user=w.user,
-        password=w.password.reveal(),
-    )
+    cluster = LocalWarehouse.for_settings(data_dir, w)
     cluster.start()
     on_ready(f"warehouse: {w.describe()} (data in {data_dir})")
     try:

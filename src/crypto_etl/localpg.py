@@ -32,6 +32,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 
+from crypto_etl.config import WarehouseSettings
 from crypto_etl.errors import LocalWarehouseError
 from crypto_etl.pgtools import (
     can_traverse,
@@ -124,6 +125,20 @@ class LocalWarehouse:
         self._password = password
         self._fast = fast
         self._log_path = self._data_dir / "log" / "postgres.log"
+
+    @classmethod
+    def for_settings(
+        cls, data_dir: Path, settings: WarehouseSettings
+    ) -> LocalWarehouse:
+        """Return the cluster that serves ``settings`` from ``data_dir``."""
+        return cls(
+            data_dir,
+            host=settings.host,
+            port=settings.port,
+            dbname=settings.dbname,
+            user=settings.user,
+            password=settings.password.reveal(),
+        )
 
     def status(self) -> LocalWarehouseStatus:
         """Return whether the cluster runs, its pid, and where it listens.
