@@ -20,16 +20,23 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from crypto_etl.coincap import BYTES_PER_CREDIT, CoinCapClient
-from crypto_etl.errors import BadPayloadError, BadRequestError, CryptoEtlError
+from crypto_etl.coincap import CoinCapClient, credits_for
+from crypto_etl.errors import (
+    BadPayloadError,
+    BadRequestError,
+    ConfigError,
+    CryptoEtlError,
+    RunSkipped,
+)
 from crypto_etl.loader import Table, load
+from crypto_etl.pipeline import record_outcome
 from crypto_etl.runlog import RunRecord, insert_run, now_utc
-from crypto_etl.transform import HistoryPoint, parse_rows
+from crypto_etl.transform import EPOCH, HistoryPoint, parse_rows
 from crypto_etl.warehouse import WarehouseConnection
 
 log = logging.getLogger(__name__)
@@ -77,14 +84,28 @@ class Window:
     end_ms: int
 
     @property
+    def path(self) -> str:
+        """The API route this window is fetched from."""
+        return f"/assets/{self.asset_id}/history"
+
+    @property
+    def params(self) -> dict[str, str | int]:
+        """The query of its one API call (CoinCap's ``end`` is inclusive)."""
+        return {
+            "interval": self.interval,
+            "start": self.start_ms,
+            "end": self.end_ms - 1,
+        }
+
+    @property
     def points(self) -> int:
         """How many points the window holds at most."""
         return math.ceil((self.end_ms - self.start_ms) / INTERVAL_MS[self.interval])
 
 
 def to_ms(when: datetime) -> int:
-    """Return an aware datetime as unix milliseconds."""
-    return int(when.timestamp() * 1000)
+    """Return an aware datetime as unix milliseconds (exact: integer arithmetic)."""
+    return (when - EPOCH) // timedelta(milliseconds=1)
 
 
 def plan_windows(
@@ -92,26 +113,61 @@ def plan_windows(
 ) -> list[Window]:
     """Cut ``[start_ms, end_ms)`` into API-sized windows for each asset.
 
-    Windows are aligned to multiples of the window size (from the epoch),
-    so checkpoints line up whatever dates are asked for; the loaded range
-    covers the request and may reach up to one window beyond each end.
+    Windows follow a grid of the window size (from the epoch), so the
+    windows of any two requests either match or do not overlap inside; the
+    first and last are cut to the request (whose ends are rounded out to the
+    interval's grid), so no call fetches more than was asked for.
 
     Raises:
         ValueError: for an unknown interval or an empty range.
     """
-    if interval not in INTERVAL_MS:
-        raise ValueError(f"interval must be one of {', '.join(INTERVAL_MS)}")
-    size = MAX_WINDOW_MS[interval]
-    first = start_ms - start_ms % size
-    if end_ms <= start_ms:
-        raise ValueError("the end must be after the start")
+    _check_request(interval, start_ms, end_ms)
+    step, size = INTERVAL_MS[interval], MAX_WINDOW_MS[interval]
+    start = start_ms - start_ms % step
+    end = -(-end_ms // step) * step
     windows = []
     for asset in assets:
-        at = first
-        while at < end_ms:
-            windows.append(Window(asset, interval, at, at + size))
+        at = start - start % size
+        while at < end:
+            windows.append(Window(asset, interval, max(at, start), min(at + size, end)))
             at += size
     return windows
+
+
+def _check_request(interval: str, start_ms: int, end_ms: int) -> None:
+    if interval not in INTERVAL_MS:
+        raise ValueError(f"interval must be one of {', '.join(INTERVAL_MS)}")
+    if end_ms <= start_ms:
+        raise ValueError("the end must be after the start")
+
+
+def request_windows(
+    client: CoinCapClient,
+    *,
+    assets: list[str] | None,
+    top: int | None,
+    interval: str,
+    start: datetime,
+    end: datetime,
+) -> list[Window]:
+    """Return the windows of a backfill request, checked before any API call.
+
+    Args:
+        assets: asset ids; or None with ``top``, the N highest-ranked assets
+            (one ``/assets`` call).
+
+    Raises:
+        ConfigError: a bad interval or range, or no assets asked for.
+        ApiError: the ``/assets`` call for ``top`` failed.
+    """
+    try:
+        _check_request(interval, to_ms(start), to_ms(end))
+    except ValueError as exc:
+        raise ConfigError(f"backfill: {exc}") from exc
+    if not assets and not (top and top > 0):
+        raise ConfigError("backfill: name the assets (--asset) or a positive --top")
+    chosen = assets or top_assets(client, top or 0)
+    return plan_windows(chosen, interval, to_ms(start), to_ms(end))
 
 
 @dataclass(frozen=True)
@@ -123,11 +179,8 @@ class Plan:
 
     @property
     def estimated_credits(self) -> int:
-        """1 credit per call plus 1 per extra 2,500 bytes of expected points."""
-        total = 0
-        for w in self.todo:
-            total += 1 + max(0, w.points * BYTES_PER_POINT - 1) // BYTES_PER_CREDIT
-        return total
+        """The credits of one call per window, at the expected response size."""
+        return sum(credits_for(w.points * BYTES_PER_POINT) for w in self.todo)
 
 
 def make_plan(warehouse: WarehouseConnection, windows: list[Window]) -> Plan:
@@ -153,7 +206,8 @@ def top_assets(client: CoinCapClient, n: int) -> list[str]:
 
 
 def _ms_utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc)
+    # Not get_utc_from_unix_time: 0 is a real window start here, not "unknown".
+    return EPOCH + timedelta(milliseconds=ms)
 
 
 class Progress:
@@ -212,32 +266,49 @@ def run_backfill(
             recorded, so running the same command again resumes.
     """
     run = RunRecord(pipeline=PIPELINE, started_at=now_utc())
-    before = client.stats.copy()
-    with warehouse.pipeline_lock(PIPELINE):
-        plan = make_plan(warehouse, windows)
-        log.info(
-            "backfill: %d windows to fetch, %d already done", len(plan.todo), plan.done
-        )
-        bar = progress(len(plan.todo))
-        try:
-            for window in plan.todo:
-                fetched, inserted, rejected = _load_window(client, warehouse, window)
-                run.rows_fetched += fetched
-                run.rows_inserted += inserted
-                run.rows_rejected += rejected
-                bar.advance(window, fetched)
-        except (CryptoEtlError, KeyboardInterrupt) as exc:
-            run.status, run.error_message = "failed", str(exc) or "interrupted"
-            raise
-        finally:
-            bar.close()
-            run.spent = client.stats.since(before)
-            try:
-                with warehouse.managed_cursor() as cur:
-                    insert_run(cur, run)
-            except CryptoEtlError as exc:
-                log.error("backfill: could not record the run: %s", exc)
+    try:
+        with warehouse.pipeline_lock(PIPELINE):
+            _run_windows(client, warehouse, windows, run, progress)
+    except RunSkipped as exc:
+        record_outcome(warehouse, run, "skipped", exc)
+        raise
     return run
+
+
+def _run_windows(
+    client: CoinCapClient,
+    warehouse: WarehouseConnection,
+    windows: list[Window],
+    run: RunRecord,
+    progress: Callable[[int], Progress],
+) -> None:
+    before = client.stats.copy()
+    plan = make_plan(warehouse, windows)
+    log.info(
+        "backfill: %d windows to fetch, %d already done", len(plan.todo), plan.done
+    )
+    bar = progress(len(plan.todo))
+    try:
+        for window in plan.todo:
+            fetched, inserted, rejected = _load_window(client, warehouse, window)
+            run.rows_fetched += fetched
+            run.rows_inserted += inserted
+            run.rows_rejected += rejected
+            bar.advance(window, fetched)
+    except BaseException as exc:
+        # Whatever stopped it (an API error, Ctrl-C, a bug), the run is
+        # recorded as failed; the finished windows stay checkpointed.
+        run.status = "failed"
+        run.error_message = str(exc) or type(exc).__name__
+        raise
+    finally:
+        bar.close()
+        run.spent = client.stats.since(before)
+        try:
+            with warehouse.managed_cursor() as cur:
+                insert_run(cur, run)
+        except CryptoEtlError as exc:
+            log.error("backfill: could not record the run: %s", exc)
 
 
 def _load_window(
@@ -245,23 +316,13 @@ def _load_window(
 ) -> tuple[int, int, int]:
     """Fetch and load one window; return rows fetched, inserted, rejected."""
     try:
-        page = client.get(
-            f"/assets/{window.asset_id}/history",
-            {
-                "interval": window.interval,
-                "start": window.start_ms,
-                # CoinCap's end is inclusive; windows are half-open.
-                "end": window.end_ms - 1,
-            },
-        )
+        page = client.get(window.path, window.params)
     except BadRequestError as exc:
         raise BadRequestError(
             f"{exc} (asset {window.asset_id}, interval {window.interval})"
         ) from exc
     if not isinstance(page.data, list):
-        raise BadPayloadError(
-            f"GET /assets/{window.asset_id}/history: expected a list in 'data'"
-        )
+        raise BadPayloadError(f"GET {window.path}: expected a list in 'data'")
     rows = page.data
     parsed = parse_rows(
         HistoryPoint, rows, {"asset_id": window.asset_id, "interval": window.interval}

@@ -14,20 +14,14 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
+from urllib.parse import urlencode
 
 from crypto_etl import logs
 from crypto_etl.coincap import CoinCapClient
-from crypto_etl.backfill import (
-    INTERVAL_MS,
-    make_plan,
-    plan_windows,
-    run_backfill,
-    to_ms,
-    top_assets,
-)
+from crypto_etl.backfill import INTERVAL_MS, make_plan, request_windows, run_backfill
 from crypto_etl.config import Settings, load_settings
 from crypto_etl.dq import DqResult, latest_dq_results
-from crypto_etl.errors import ConfigError, CryptoEtlError, RunSkipped
+from crypto_etl.errors import CryptoEtlError, RunSkipped
 from crypto_etl.pipeline import run_many, run_snapshot
 from crypto_etl.ratelimit import RateLimiter
 from crypto_etl.snapshots import PIPELINES
@@ -108,23 +102,22 @@ def _date(text: str) -> datetime:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    end = args.end or datetime.now(timezone.utc)
     with (
         _client(settings) as client,
         WarehouseConnection(settings.warehouse) as warehouse,
     ):
-        assets = args.asset or top_assets(client, args.top)
-        try:
-            windows = plan_windows(assets, args.interval, to_ms(args.start), to_ms(end))
-        except ValueError as exc:
-            raise ConfigError(f"backfill: {exc}") from exc
+        windows = request_windows(
+            client,
+            assets=args.asset,
+            top=args.top,
+            interval=args.interval,
+            start=args.start,
+            end=args.end or datetime.now(timezone.utc),
+        )
         if args.dry_run:
             plan = make_plan(warehouse, windows)
             for w in plan.todo:
-                print(
-                    f"GET /assets/{w.asset_id}/history?interval={w.interval}"
-                    f"&start={w.start_ms}&end={w.end_ms - 1}"
-                )
+                print(f"GET {w.path}?{urlencode(w.params)}")
             print(
                 f"{len(plan.todo)} calls, about {plan.estimated_credits} credits "
                 f"({plan.done} windows already loaded)"

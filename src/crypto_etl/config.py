@@ -10,6 +10,7 @@ log line or error message can show them by accident.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,7 +166,8 @@ def read_env_file(path: Path) -> dict[str, str]:
         line = line.removeprefix("export ").strip()
         key, sep, value = line.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
+            # The line itself is not shown: it may hold a secret.
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -220,7 +222,7 @@ def load_settings(
             value = float(text)
         except ValueError:
             value = -1.0
-        if value <= 0:
+        if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"{name} must be a positive number, got {text!r}")
         return value
 

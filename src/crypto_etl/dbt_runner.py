@@ -49,7 +49,6 @@ from crypto_etl.warehouse import WarehouseConnection
 
 log = logging.getLogger("crypto_etl.dbt")
 
-# What the dashboard serves: the docs page and the two files it loads.
 # The variables transform/profiles.yml reads. The DBT_ENV_SECRET_ prefix
 # makes dbt scrub the value from everything it logs.
 PROFILE_VARIABLES = {

@@ -230,17 +230,24 @@ def raw_json(raw: Any) -> str:
 
     The client parses JSON numbers with a fraction as ``Decimal``; ``json``
     cannot write those back as numbers, so they are written here by hand
-    (a non-finite one, which JSON cannot hold, as a string).
+    (a non-finite one, which JSON cannot hold, as a string). A NUL character,
+    which ``jsonb`` refuses, is kept as the visible text ``\\u0000``.
     """
     if isinstance(raw, Decimal):
-        return str(raw) if raw.is_finite() else json.dumps(str(raw))
+        return str(raw) if raw.is_finite() else _json_text(str(raw))
     if isinstance(raw, dict):
         items = sorted(raw.items(), key=lambda kv: str(kv[0]))
-        body = ", ".join(f"{json.dumps(str(k))}: {raw_json(v)}" for k, v in items)
+        body = ", ".join(f"{_json_text(str(k))}: {raw_json(v)}" for k, v in items)
         return "{" + body + "}"
     if isinstance(raw, list):
         return "[" + ", ".join(raw_json(v) for v in raw) + "]"
-    return json.dumps(raw, ensure_ascii=False)
+    if isinstance(raw, str):
+        return _json_text(raw)
+    return json.dumps(raw)
+
+
+def _json_text(text: str) -> str:
+    return json.dumps(text.replace("\x00", "\\u0000"), ensure_ascii=False)
 
 
 def store_rejects(

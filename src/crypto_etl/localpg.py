@@ -275,7 +275,7 @@ class LocalWarehouse:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, TypeError) as exc:
-            raise LocalWarehouseError(f"cannot read {path}: {exc}") from None
+            raise LocalWarehouseError(f"cannot read {path}: {exc}") from exc
 
     def _check_settings_unchanged(self) -> None:
         stored = self._stored_settings()
@@ -347,7 +347,7 @@ class LocalWarehouse:
             # A server that outlived pg_ctl's deadline would linger unmanaged.
             if self._postmaster_pid() is not None:
                 self.stop()
-            raise LocalWarehouseError(f"{exc}\n{self._log_excerpt()}") from None
+            raise LocalWarehouseError(f"{exc}\n{self._log_excerpt()}") from exc
 
     def _wait_ready(self) -> None:
         """Poll until a real query succeeds, within the readiness deadline."""
@@ -364,7 +364,7 @@ class LocalWarehouse:
                     raise LocalWarehouseError(
                         f"PostgreSQL in {self._data_dir} does not answer as "
                         f"{self._user!r}: {str(exc).strip()}\n{self._log_excerpt()}"
-                    ) from None
+                    ) from exc
             time.sleep(0.1)  # poll interval
 
     def _ensure_database(self) -> None:
@@ -384,7 +384,7 @@ class LocalWarehouse:
         except psycopg2.Error as exc:
             raise LocalWarehouseError(
                 f"cannot create database {self._dbname!r}: {str(exc).strip()}"
-            ) from None
+            ) from exc
 
     def _connect(self, dbname: str) -> PgConnection:
         return psycopg2.connect(
@@ -404,7 +404,7 @@ class LocalWarehouse:
         except (FileNotFoundError, ValueError):
             return None
         except OSError as exc:
-            raise LocalWarehouseError(f"cannot read {exc.filename}: {exc}") from None
+            raise LocalWarehouseError(f"cannot read {exc.filename}: {exc}") from exc
         return pid if is_postgres_process(pid) else None
 
     def _log_excerpt(self) -> str:

@@ -105,7 +105,7 @@ def run(command: list[str], what: str, *, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         raise LocalWarehouseError(f"{what} did not finish within {timeout} s") from None
     except OSError as exc:
-        raise LocalWarehouseError(f"cannot run {what}: {exc}") from None
+        raise LocalWarehouseError(f"cannot run {what}: {exc}") from exc
     if done.returncode != 0:
         output = (done.stderr.strip() or done.stdout.strip()) or "(no output)"
         raise LocalWarehouseError(f"{what} failed (exit {done.returncode}): {output}")
@@ -178,7 +178,7 @@ def port_taken(host: str, port: int) -> bool:
             flags=socket.AI_PASSIVE,
         )
     except socket.gaierror as exc:
-        raise LocalWarehouseError(f"cannot resolve host {host!r}: {exc}") from None
+        raise LocalWarehouseError(f"cannot resolve host {host!r}: {exc}") from exc
     for family, kind, proto, _, address in addresses:
         with socket.socket(family, kind, proto) as probe:
             # As PostgreSQL does, so that TIME_WAIT leftovers do not count.

@@ -105,12 +105,12 @@ def run_snapshot(
                 run_id = insert_run(cur, run)
                 store_rejects(cur, pipeline.name, run_id, parsed.rejects)
     except RunSkipped as exc:
-        _record_outcome(warehouse, run, "skipped", exc)
+        record_outcome(warehouse, run, "skipped", exc)
         raise
     except CryptoEtlError as exc:
         run.spent = client.stats.since(before)
         run.rows_inserted = 0
-        _record_outcome(warehouse, run, "failed", exc)
+        record_outcome(warehouse, run, "failed", exc)
         raise
     for reject in parsed.rejects:
         log.warning("%s: rejected a row: %s", pipeline.name, reject.reason)
@@ -126,9 +126,14 @@ def run_snapshot(
     return run
 
 
-def _record_outcome(
+def record_outcome(
     warehouse: WarehouseConnection, run: RunRecord, status: str, cause: CryptoEtlError
 ) -> None:
+    """Store a run that did not succeed (``failed`` or ``skipped``) and why.
+
+    Nothing is stored when the warehouse itself is unreachable; a failure to
+    store is logged, so the caller can still raise the original error.
+    """
     run.status = status
     run.error_message = str(cause)
     if isinstance(cause, WarehouseUnavailable):

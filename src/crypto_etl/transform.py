@@ -49,16 +49,33 @@ def get_utc_from_unix_time(
     return EPOCH + timedelta(seconds=whole, microseconds=rest * 1_000_000 // second)
 
 
+# Whole numbers are stored as bigint; NUMERIC holds up to 131072 digits
+# before the point and 16383 after. A value beyond them is one bad row, not
+# a failed load.
+_BIGINT = 2**63
+_NUMERIC_MAX_ADJUSTED = 131071
+_NUMERIC_MIN_EXPONENT = -16383
+
+
 def _whole(value: Any, what: str) -> int:
     if isinstance(value, bool):
         raise RowError(f"{what} is a boolean, expected a whole number")
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return int(value)
-    raise RowError(f"{what} {value!r} is not a whole number")
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value.strip())
+    elif (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value == value.to_integral_value()
+        and value.adjusted() < 19
+    ):
+        number = int(value)
+    else:
+        raise RowError(f"{what} {value!r} is not a whole number")
+    if not -_BIGINT <= number < _BIGINT:
+        raise RowError(f"{what} {value!r} is out of range")
+    return number
 
 
 def _decimal(value: Any, what: str) -> Decimal:
@@ -75,6 +92,11 @@ def _decimal(value: Any, what: str) -> Decimal:
         raise RowError(f"{what} {value!r} is not a number")
     if not number.is_finite():
         raise RowError(f"{what} {value!r} is not a finite number")
+    if number and (
+        number.adjusted() > _NUMERIC_MAX_ADJUSTED
+        or number.as_tuple().exponent < _NUMERIC_MIN_EXPONENT  # type: ignore[operator]
+    ):
+        raise RowError(f"{what} {value!r} is out of range")
     return number
 
 

@@ -113,7 +113,9 @@ class WarehouseConnection:
         try:
             yield
         finally:
-            if not self.connection.closed:
+            # Only on the session that holds it: a dead connection took the
+            # lock with it, and reconnecting here would hide the real error.
+            if self._conn is not None and not self._conn.closed:
                 with self.managed_cursor() as cur:
                     cur.execute("SELECT pg_advisory_unlock(%s)", (lock_key(name),))
 
@@ -141,7 +143,7 @@ def connect(
     *,
     application_name: str,
     connect_timeout: int = 5,
-    options: str | None = None,
+    options: str = "-c TimeZone=UTC",
     hint: str = "",
 ) -> psycopg2.extensions.connection:
     """Open one connection to the warehouse.
@@ -150,7 +152,8 @@ def connect(
         settings: host, port, database, user and password.
         application_name: shown in ``pg_stat_activity``.
         connect_timeout: seconds to wait for the server.
-        options: server settings for the session (``-c name=value ...``).
+        options: server settings for the session (``-c name=value ...``);
+            by default UTC, so times leave the server the same everywhere.
         hint: more to check, appended to the error message.
 
     Raises:
@@ -280,12 +283,17 @@ def ensure_reader_role(
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("reader-role"),))
         cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
         verb = "ALTER" if cur.fetchone() else "CREATE"
+        # Sent as a SCRAM verifier, so the password never reaches the server
+        # (or its log, should the statement fail) as text.
+        verifier = psycopg2.extensions.encrypt_password(
+            password, user, warehouse.connection, "scram-sha-256"
+        )
         cur.execute(
             sql.SQL(
                 verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
                 " PASSWORD %s"
             ).format(role),
-            (password,),
+            (verifier,),
         )
         cur.execute(sql.SQL("GRANT coincap_read TO {}").format(role))
         cur.execute(

@@ -25,16 +25,22 @@ def ms(text):
     return to_ms(datetime.fromisoformat(text).replace(tzinfo=timezone.utc))
 
 
-def test_windows_are_aligned_and_cover_the_range():
-    windows = plan_windows(["a", "b"], "m5", ms("2024-08-02T13:00"), ms("2024-08-20"))
-    size = MAX_WINDOW_MS["m5"]
+def test_windows_follow_the_grid_and_are_cut_to_the_request():
+    start, end = ms("2024-08-02T13:02"), ms("2024-08-20T00:01")
+    windows = plan_windows(["a", "b"], "m5", start, end)
+    size, step = MAX_WINDOW_MS["m5"], INTERVAL_MS["m5"]
     per_asset = [w for w in windows if w.asset_id == "a"]
-    assert all(
-        w.start_ms % size == 0 and w.end_ms - w.start_ms == size for w in windows
-    )
-    assert per_asset[0].start_ms <= ms("2024-08-02T13:00") < per_asset[0].end_ms
-    assert per_asset[-1].end_ms >= ms("2024-08-20")
+    # The ends are the request's, rounded out to the 5-minute grid...
+    assert per_asset[0].start_ms == ms("2024-08-02T13:00")
+    assert per_asset[-1].end_ms == ms("2024-08-20T00:05")
+    # ...and every boundary in between is on the window grid.
+    assert all(w.start_ms % size == 0 for w in per_asset[1:])
     assert all(a.end_ms == b.start_ms for a, b in zip(per_asset, per_asset[1:]))
+    assert all(0 < w.end_ms - w.start_ms <= size for w in windows)
+    assert (
+        sum(w.points for w in per_asset)
+        == (per_asset[-1].end_ms - per_asset[0].start_ms) // step
+    )
     assert len(windows) == 2 * len(per_asset)
 
 
@@ -74,7 +80,8 @@ def test_backfill_loads_every_point_once_and_a_repeat_makes_no_calls(
     first = cli(*args)
     assert first.code == 0, first.err
     windows = plan_windows(["bitcoin"], "h1", ms("2024-05-01"), ms("2024-07-01"))
-    expected = len(windows) * MAX_WINDOW_MS["h1"] // INTERVAL_MS["h1"]
+    expected = sum(w.points for w in windows)
+    assert expected == 61 * 24  # May and June, hourly: no more than asked for
     assert history_ok(db, "bitcoin", "h1") == expected
     assert history_ok(db, "ethereum", "h1") == expected
     assert simulator.calls == 2 * len(windows)
@@ -87,10 +94,10 @@ def test_backfill_loads_every_point_once_and_a_repeat_makes_no_calls(
 
 
 def test_a_window_reaching_past_the_apis_clock_is_fetched_again(cli, simulator, db):
-    # The simulator's clock is 2024-09-11; the h1 window holding 2024-09-01
-    # runs to 2024-09-15, so it is loaded but not checkpointed.
+    # The simulator's clock is 2024-09-11 19:53: a window to 2024-09-13 is
+    # loaded up to then but not checkpointed, since more points will come.
     args = ["backfill", "--asset", "bitcoin", "--interval", "h1"]
-    args += ["--start", "2024-09-01", "--end", "2024-09-02"]
+    args += ["--start", "2024-09-01", "--end", "2024-09-13"]
     assert cli(*args).code == 0
     assert query(db, "SELECT count(*) FROM coincap.backfill_windows") == [(0,)]
     simulator.reset_stats()
@@ -193,8 +200,7 @@ def test_a_backfill_killed_half_way_resumes_with_no_gap_and_no_duplicate(
         db, "SELECT api_calls FROM coincap.etl_runs WHERE status = 'succeeded'"
     )
     assert calls == [(len(planned) - done,)]
-    points_per_window = MAX_WINDOW_MS["m5"] // INTERVAL_MS["m5"]
-    assert history_ok(db, "bitcoin", "m5") == len(planned) * points_per_window
+    assert history_ok(db, "bitcoin", "m5") == sum(w.points for w in planned)
 
 
 def test_on_a_terminal_progress_is_a_bar_with_rows_per_second(capsys):

@@ -210,3 +210,32 @@ def test_run_and_get_exchange_data_keep_their_original_names(settings, db):
     assert len(rows) == 60 and "exchangeId" in rows[0]
     result = run(settings)
     assert result.status == "succeeded" and count(db) == 60
+
+
+def test_values_the_database_cannot_hold_are_rejected_not_fatal(
+    simulator, warehouse, db
+):
+    good = json.loads((FIXTURES / "exchanges.json").read_text())["data"]
+    big_rank = {**good[0], "exchangeId": "big", "rank": "3000000000"}
+    simulator.set_exchanges(
+        [
+            big_rank,
+            {**good[0], "exchangeId": "huge", "rank": "99999999999999999999"},
+            {**good[0], "exchangeId": "nul", "name": "bad\u0000name"},
+            {**good[0], "exchangeId": "wide", "volumeUsd": "1e200000"},
+        ]
+    )
+    result = run_once(simulator, warehouse)
+    assert (result.rows_inserted, result.rows_rejected) == (1, 3)
+    assert query(db, "SELECT exchange_id, rank FROM coincap.exchanges") == [
+        ("big", 3000000000)
+    ]
+    reasons = query(db, "SELECT raw->>'exchangeId', reason FROM coincap.rejects")
+    assert sorted(reasons) == [
+        ("huge", "rank '99999999999999999999' is out of range"),
+        ("nul", "name contains a NUL character"),
+        ("wide", "volumeUsd '1e200000' is out of range"),
+    ]
+    assert query(
+        db, "SELECT raw->>'name' FROM coincap.rejects WHERE raw->>'exchangeId' = 'nul'"
+    ) == [("bad\\u0000name",)]

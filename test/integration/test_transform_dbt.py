@@ -423,10 +423,16 @@ def test_a_selection_that_matches_nothing_is_a_config_error(fixed):
 
 def test_a_model_that_fails_to_build_raises_after_storing_the_results(fixed, db):
     run_transform(fixed)
-    # An incremental model whose table no longer matches its SQL refuses to run.
-    query(db, "ALTER TABLE analytics.exchanges_current DROP COLUMN rank")
+    # An incremental model whose insert the database refuses.
+    query(
+        db,
+        "CREATE FUNCTION analytics.refuse() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'insert refused'; END $$;"
+        " CREATE TRIGGER refuse BEFORE INSERT ON analytics.exchanges_current"
+        " FOR EACH ROW EXECUTE FUNCTION analytics.refuse()",
+    )
 
-    with pytest.raises(WarehouseError, match="exchanges_current: .*out of sync"):
+    with pytest.raises(WarehouseError, match="exchanges_current: .*insert refused"):
         run_transform(fixed)
 
     statuses = dict(

@@ -1,7 +1,8 @@
 """A local CoinCap v3 API server for tests and demos (standard library only).
 
-Nothing in the product imports this package: the product's client keeps its own
-copy of the interval tables, and a test checks that both agree.
+The pipelines never import it: the product's client keeps its own copy of the
+interval tables (a test checks that both agree); only `crypto-etl simulate`
+and `crypto-etl demo` start it.
 
     with CoinCapSimulator(api_key="k") as sim:
         requests.get(sim.base_url + "/exchanges", headers={"Authorization": "Bearer k"})

@@ -2,7 +2,6 @@
     materialized='incremental',
     unique_key=['day', 'asset_id'],
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
 ) }}
 -- Daily open, high, low and close of every asset from its 5-minute
 -- snapshots. Snapshots never arrive late, so an incremental run recomputes

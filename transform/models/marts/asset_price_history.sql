@@ -1,7 +1,6 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    on_schema_change='fail',
     indexes=[{'columns': ['asset_id', 'interval', 'time']}],
 ) }}
 -- Price history points. A backfill loads old points at any time, so no

@@ -2,7 +2,6 @@
     materialized='incremental',
     unique_key=['hour', 'asset_id'],
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
     indexes=[{'columns': ['hour', 'asset_id']}],
 ) }}
 -- Per asset, its last snapshot within each UTC hour.

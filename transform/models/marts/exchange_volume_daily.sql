@@ -2,7 +2,6 @@
     materialized='incremental',
     unique_key=['day', 'exchange_id'],
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
     indexes=[{'columns': ['day', 'exchange_id']}],
 ) }}
 -- Per exchange, its last snapshot within each UTC day: the last of its

@@ -2,7 +2,6 @@
     materialized='incremental',
     unique_key=['hour', 'exchange_id'],
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
     indexes=[{'columns': ['hour', 'exchange_id']}],
 ) }}
 -- Per exchange, its last snapshot within each UTC hour. An incremental run

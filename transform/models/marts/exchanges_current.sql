@@ -2,7 +2,6 @@
     materialized='incremental',
     unique_key='exchange_id',
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
 ) }}
 -- The latest row of every exchange the ETL has seen. An incremental run
 -- reads only the rows updated within the lookback (and those never

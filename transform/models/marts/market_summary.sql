@@ -2,7 +2,6 @@
     materialized='incremental',
     unique_key=['exchange_id', 'base_id', 'quote_id'],
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
     indexes=[{'columns': ['exchange_id', 'base_id', 'quote_id']}],
 ) }}
 -- The latest row of every trading pair, kept current the same way as
