@@ -177,6 +177,10 @@ class ReaderPool:
                 raise _ConnectionLost(error, exc) from exc
             self._checkin(conn)
             raise WarehouseError(_explain(exc)) from exc
+        except BaseException:
+            # Anything else (a bug, Ctrl-C): the session's state is unknown.
+            conn.close()
+            raise
         self._checkin(conn)
         return QueryResult(
             columns=[d.name for d in description],
