@@ -333,3 +333,12 @@ def test_dbt_docs_are_served_once_generated(loaded, tmp_path):
 def get_page_html(settings):
     with DashboardServer(settings, port=0) as server:
         return get(server, "/").text
+
+
+def test_a_request_for_another_host_name_is_refused(dashboard):
+    # DNS rebinding: a page elsewhere points its own name at 127.0.0.1.
+    url = dashboard.url.rstrip("/") + "/api/charts/top_exchanges"
+    refused = requests.get(url, headers={"Host": "evil.example:8050"}, timeout=10)
+    assert refused.status_code == 421
+    assert requests.get(url, headers={"Host": "localhost"}, timeout=10).ok
+    assert requests.get(url, timeout=10).ok

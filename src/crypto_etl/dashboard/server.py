@@ -18,6 +18,7 @@ check, never a stack trace.
 from __future__ import annotations
 
 import json
+import re
 import logging
 import mimetypes
 import threading
@@ -61,6 +62,9 @@ _DOCS_CSP = (
     "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline' "
     "'unsafe-eval'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+
+
+_LOOPBACK_HOST = re.compile(r"^(localhost|127(\.\d{1,3}){3}|::1)$")
 
 
 class _Response:
@@ -254,7 +258,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, *, send_body: bool) -> None:
         try:
-            response = self.server.app.handle(self.path)
+            if self.server.host_allowed(self.headers.get("Host", "")):
+                response = self.server.app.handle(self.path)
+            else:
+                response = _Response.json(
+                    421, {"error": "this dashboard answers on localhost only"}
+                )
         except Exception:
             # Logged in full here; the browser gets one line, no traceback.
             log.exception("dashboard: error answering %s", self.path)
@@ -283,6 +292,21 @@ class _HttpServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: DashboardApp) -> None:
         self.app = app
         super().__init__(address, _Handler)
+
+    def host_allowed(self, host_header: str) -> bool:
+        """Bound to loopback, answer only requests addressed to a loopback name.
+
+        A web page elsewhere could otherwise point a DNS name of its own at
+        127.0.0.1 (DNS rebinding) and read the dashboard through the browser.
+        Bound to another address (``--host``), any Host is accepted.
+        """
+        if not _LOOPBACK_HOST.match(str(self.server_address[0])):
+            return True
+        try:
+            name = urlsplit("//" + host_header).hostname or ""
+        except ValueError:
+            return False
+        return bool(_LOOPBACK_HOST.match(name))
 
 
 class DashboardServer:
