@@ -27,7 +27,6 @@ from tqdm import tqdm
 
 from crypto_etl.coincap import CoinCapClient, credits_for
 from crypto_etl.errors import (
-    BadPayloadError,
     BadRequestError,
     ConfigError,
     CryptoEtlError,
@@ -201,7 +200,7 @@ def make_plan(warehouse: WarehouseConnection, windows: list[Window]) -> Plan:
 
 def top_assets(client: CoinCapClient, n: int) -> list[str]:
     """Return the ids of the ``n`` highest-ranked assets."""
-    page = client.get("/assets", {"limit": n, "offset": 0})
+    page = client.get_list("/assets", {"limit": n, "offset": 0})
     return [row["id"] for row in page.data if isinstance(row, dict) and "id" in row]
 
 
@@ -316,13 +315,11 @@ def _load_window(
 ) -> tuple[int, int, int]:
     """Fetch and load one window; return rows fetched, inserted, rejected."""
     try:
-        page = client.get(window.path, window.params)
+        page = client.get_list(window.path, window.params)
     except BadRequestError as exc:
         raise BadRequestError(
             f"{exc} (asset {window.asset_id}, interval {window.interval})"
         ) from exc
-    if not isinstance(page.data, list):
-        raise BadPayloadError(f"GET {window.path}: expected a list in 'data'")
     rows = page.data
     parsed = parse_rows(
         HistoryPoint, rows, {"asset_id": window.asset_id, "interval": window.interval}

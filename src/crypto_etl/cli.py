@@ -23,7 +23,6 @@ from crypto_etl.config import Settings, load_settings
 from crypto_etl.dq import DqResult, latest_dq_results
 from crypto_etl.errors import CryptoEtlError, RunSkipped
 from crypto_etl.pipeline import run_many, run_snapshot
-from crypto_etl.ratelimit import RateLimiter
 from crypto_etl.snapshots import PIPELINES
 from crypto_etl.status import credit_usage, read_status
 from crypto_etl.warehouse import WarehouseConnection, ensure_reader_role, migrate
@@ -37,15 +36,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     settings: Settings = load_settings(env_file=args.env_file)
     logs.configure(args.verbose, args.log_format, settings.secrets())
     return settings
-
-
-def _client(settings: Settings) -> CoinCapClient:
-    # One limiter for the whole process: every call of every pipeline shares it.
-    return CoinCapClient(
-        settings.coincap_base_url,
-        settings.api_key(),
-        limiter=RateLimiter(settings.calls_per_minute),
-    )
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -67,7 +57,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with (
-        _client(settings) as client,
+        CoinCapClient.from_settings(settings) as client,
         WarehouseConnection(settings.warehouse) as warehouse,
     ):
         if args.pipeline == "all":
@@ -103,7 +93,7 @@ def _date(text: str) -> datetime:
 def cmd_backfill(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with (
-        _client(settings) as client,
+        CoinCapClient.from_settings(settings) as client,
         WarehouseConnection(settings.warehouse) as warehouse,
     ):
         windows = request_windows(

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Mapping
 import requests
 
 from crypto_etl import errors
-from crypto_etl.config import KEY_SIGNUP_URL, Secret
+from crypto_etl.config import KEY_SIGNUP_URL, Secret, Settings
 from crypto_etl.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,22 @@ class CoinCapClient:
             }
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CoinCapClient:
+        """The client a process uses: the configured API, key and rate limit.
+
+        Make one per process, so that every call of every pipeline goes
+        through its one rate limiter.
+
+        Raises:
+            ConfigError: when ``COINCAP_API_KEY`` is not set.
+        """
+        return cls(
+            settings.coincap_base_url,
+            settings.api_key(),
+            limiter=RateLimiter(settings.calls_per_minute),
+        )
+
     def close(self) -> None:
         """Close the pooled connections."""
         self._session.close()
@@ -173,6 +189,20 @@ class CoinCapClient:
                 )
                 self._sleep(delay)
 
+    def get_list(self, path: str, params: Mapping[str, Any] | None = None) -> Envelope:
+        """GET a list route: as ``get``, and ``data`` must be a list.
+
+        Raises:
+            ApiError: as ``get``; BadPayloadError if ``data`` is not a list.
+        """
+        page = self.get(path, params)
+        if not isinstance(page.data, list):
+            raise errors.BadPayloadError(
+                f"GET {path}: expected a list in 'data', got "
+                f"{type(page.data).__name__}; check COINCAP_BASE_URL"
+            )
+        return page
+
     def iter_pages(
         self, path: str, params: Mapping[str, Any] | None = None, page_size: int = 0
     ) -> Iterator[Envelope]:
@@ -187,12 +217,9 @@ class CoinCapClient:
         limit = page_size or MAX_PAGE_SIZE
         offset = 0
         while True:
-            page = self.get(path, {**(params or {}), "limit": limit, "offset": offset})
-            if not isinstance(page.data, list):
-                raise errors.BadPayloadError(
-                    f"GET {path}: expected a list in 'data', got "
-                    f"{type(page.data).__name__}; check COINCAP_BASE_URL"
-                )
+            page = self.get_list(
+                path, {**(params or {}), "limit": limit, "offset": offset}
+            )
             yield page
             if len(page.data) < limit:
                 return

@@ -13,7 +13,6 @@ from crypto_etl.coincap import CoinCapClient
 from crypto_etl.config import Settings, load_settings
 from crypto_etl.loader import Table
 from crypto_etl.pipeline import SnapshotPipeline, fetch, run_snapshot
-from crypto_etl.ratelimit import RateLimiter
 from crypto_etl.runlog import RunRecord
 from crypto_etl.transform import Exchange, get_utc_from_unix_time
 from crypto_etl.warehouse import WarehouseConnection
@@ -56,11 +55,8 @@ def run(settings: Settings | None = None) -> RunRecord:
         CryptoEtlError: a subclass saying what failed and what to check.
     """
     settings = settings or load_settings()
-    limiter = RateLimiter(settings.calls_per_minute)
     with (
-        CoinCapClient(
-            settings.coincap_base_url, settings.api_key(), limiter=limiter
-        ) as client,
+        CoinCapClient.from_settings(settings) as client,
         WarehouseConnection(settings.warehouse) as warehouse,
     ):
         return run_snapshot(EXCHANGES, client, warehouse)

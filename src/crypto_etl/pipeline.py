@@ -22,7 +22,6 @@ from typing import Any, Iterable
 
 from crypto_etl.coincap import CoinCapClient
 from crypto_etl.errors import (
-    BadPayloadError,
     CryptoEtlError,
     PartialFailure,
     RunSkipped,
@@ -57,8 +56,8 @@ def fetch(pipeline: SnapshotPipeline, client: CoinCapClient) -> tuple[list[Any],
     every page of one run shares one ``snapshot_at``.
     """
     if not pipeline.paged:
-        page = client.get(pipeline.path)
-        return _rows(page.data, pipeline), page.timestamp
+        page = client.get_list(pipeline.path)
+        return page.data, page.timestamp
     rows: list[Any] = []
     snapshot_ms: int | None = None
     for page in client.iter_pages(pipeline.path):
@@ -66,14 +65,6 @@ def fetch(pipeline: SnapshotPipeline, client: CoinCapClient) -> tuple[list[Any],
         rows.extend(page.data)
     assert snapshot_ms is not None  # iter_pages yields at least one page
     return rows, snapshot_ms
-
-
-def _rows(data: Any, pipeline: SnapshotPipeline) -> list[Any]:
-    if not isinstance(data, list):
-        raise BadPayloadError(
-            f"GET {pipeline.path}: expected a list in 'data', got {type(data).__name__}"
-        )
-    return data
 
 
 def run_snapshot(
