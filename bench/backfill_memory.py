@@ -33,7 +33,7 @@ from typing import Sequence
 from benchlib import MB, markdown_table, server_info, throwaway_warehouse
 from crypto_etl.config import WarehouseSettings
 from crypto_etl.simulator import CoinCapSimulator
-from crypto_etl.warehouse import WarehouseConnection
+from crypto_etl.warehouse.connection import WarehouseConnection
 
 POINTS_PER_DAY = 1440  # m1
 LIMIT_MB = 200

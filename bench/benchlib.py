@@ -2,7 +2,7 @@
 
 The warehouse is the project's own ``LocalWarehouse`` in a fresh /tmp dir on
 a free port, with ``fast=False`` (fsync and synchronous commit on, as a real
-warehouse runs), migrated with ``crypto_etl.warehouse.migrate``; it is
+warehouse runs), migrated with ``crypto_etl.warehouse.connection.migrate``; it is
 stopped and deleted when the block ends.
 """
 
@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from crypto_etl.config import Secret, WarehouseSettings
-from crypto_etl.localpg import LocalWarehouse
-from crypto_etl.warehouse import WarehouseConnection, migrate
+from crypto_etl.local.cluster import LocalWarehouse
+from crypto_etl.warehouse.connection import WarehouseConnection
+from crypto_etl.warehouse.migrations import migrate
 
 BENCH_USER = "etl_bench"
 BENCH_DB = "crypto_bench"

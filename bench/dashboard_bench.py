@@ -8,7 +8,7 @@ dashboard on it. Not a test: it prints markdown tables (stdout) and progress
    ``--data-dir`` (a fresh /tmp dir by default), migrated, with the reader role.
 2. ``coincap.exchanges``: ``--exchanges`` × ``--snapshots`` rows (100 × 100,000
    = 10M by default), one snapshot every 5 minutes up to now, loaded with the
-   project's loader (``crypto_etl.loader.load``) in time order, as the ETL
+   project's loader (``crypto_etl.warehouse.loader.load``) in time order, as the ETL
    would have. Assets (``--asset-snapshots`` 5-minute snapshots of 100
    assets), hourly price history of two assets over the whole span, markets,
    rates and a run log of one run per pipeline per snapshot are generated in
@@ -52,13 +52,15 @@ from benchlib import free_port, markdown_table
 from crypto_etl.config import Secret, Settings, WarehouseSettings
 from crypto_etl.dashboard.queries import RANGES
 from crypto_etl.dashboard.server import DashboardServer
-from crypto_etl.dbt_runner import run_transform
+from crypto_etl.analytics.dbt_runner import run_transform
 from crypto_etl.errors import DataQualityError
 from crypto_etl.exchange_data_etl import EXCHANGES
-from crypto_etl.loader import load
-from crypto_etl.localpg import LocalWarehouse
-from crypto_etl.transform import Exchange
-from crypto_etl.warehouse import WarehouseConnection, ensure_reader_role, migrate
+from crypto_etl.warehouse.loader import load
+from crypto_etl.local.cluster import LocalWarehouse
+from crypto_etl.records.rows import Exchange
+from crypto_etl.warehouse.connection import WarehouseConnection
+from crypto_etl.warehouse.roles import ensure_reader_role
+from crypto_etl.warehouse.migrations import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD, DBNAME = "etl_bench", "bench-local-only", "dashboard_bench"

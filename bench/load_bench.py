@@ -7,7 +7,7 @@ every measurement. Each size is loaded by each method:
 - ``copy``: plain ``COPY`` into the keyed table, the limit. Rows are
   formatted by the project's ``copy_lines`` and streamed by the loader's own
   reader, so the Python formatting cost is the same as the loader's;
-- ``loader``: ``crypto_etl.loader.load`` in one transaction (COPY into a temp
+- ``loader``: ``crypto_etl.warehouse.loader.load`` in one transaction (COPY into a temp
   staging table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``);
 - ``execute_batch``: the original design, ``psycopg2.extras.execute_batch``
   of a plain ``INSERT`` per row with the default ``page_size`` 100, on an
@@ -57,12 +57,12 @@ from benchlib import (
     server_info,
     throwaway_warehouse,
 )
-from crypto_etl.backfill import HISTORY
+from crypto_etl.pipelines.backfill import HISTORY
 from crypto_etl.config import WarehouseSettings
 from crypto_etl.exchange_data_etl import EXCHANGES
-from crypto_etl.loader import Table, _LineReader, copy_lines, load
-from crypto_etl.transform import Exchange, HistoryPoint
-from crypto_etl.warehouse import WarehouseConnection
+from crypto_etl.warehouse.loader import Table, _LineReader, copy_lines, load
+from crypto_etl.records.rows import Exchange, HistoryPoint
+from crypto_etl.warehouse.connection import WarehouseConnection
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 POINTS_PER_ASSET = 14_400  # ten days of m1 points, as a backfill loads them

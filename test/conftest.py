@@ -22,7 +22,8 @@ import pytest
 
 from crypto_etl.config import Secret, Settings, WarehouseSettings, load_settings
 from crypto_etl.errors import LocalWarehouseError
-from crypto_etl.warehouse import WarehouseConnection, migrate
+from crypto_etl.warehouse.connection import WarehouseConnection
+from crypto_etl.warehouse.migrations import migrate
 
 TEST_USER = "etl_test"
 TEST_PASSWORD = "test-password-1"
@@ -46,8 +47,8 @@ def _missing(reason: str):
 @pytest.fixture(scope="session")
 def pg_server():
     """A running PostgreSQL cluster for the session: yields (host, port)."""
-    from crypto_etl.localpg import LocalWarehouse
-    from crypto_etl.pgtools import find_pg_bin
+    from crypto_etl.local.cluster import LocalWarehouse
+    from crypto_etl.local.pgtools import find_pg_bin
 
     try:
         find_pg_bin()

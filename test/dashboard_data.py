@@ -2,7 +2,7 @@
 
 ``load_from_simulator`` fills the raw tables by running the real pipelines
 against the simulator; ``build_marts`` builds the marts the dashboard reads
-with the project's dbt models (``crypto_etl.dbt_runner.run_transform``).
+with the project's dbt models (``crypto_etl.analytics.dbt_runner.run_transform``).
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
-from crypto_etl.backfill import plan_windows, run_backfill, to_ms
-from crypto_etl.coincap import CoinCapClient, RetryPolicy
+from crypto_etl.pipelines.backfill import plan_windows, run_backfill, to_ms
+from crypto_etl.coincap.client import CoinCapClient, RetryPolicy
 from crypto_etl.config import Secret, Settings, WarehouseSettings, load_settings
-from crypto_etl.dbt_runner import run_transform
-from crypto_etl.pipeline import run_snapshot
+from crypto_etl.analytics.dbt_runner import run_transform
+from crypto_etl.pipelines.snapshot import run_snapshot
 from crypto_etl.simulator import CoinCapSimulator
-from crypto_etl.snapshots import PIPELINES
-from crypto_etl.warehouse import WarehouseConnection, ensure_reader_role
+from crypto_etl.pipelines.catalog import PIPELINES
+from crypto_etl.warehouse.connection import WarehouseConnection
+from crypto_etl.warehouse.roles import ensure_reader_role
 
 from conftest import API_KEY, admin_connection, warehouse_settings
 

@@ -17,15 +17,22 @@ from typing import Callable, Sequence
 from urllib.parse import urlencode
 
 from crypto_etl import logs
-from crypto_etl.coincap import CoinCapClient
-from crypto_etl.backfill import INTERVAL_MS, make_plan, request_windows, run_backfill
+from crypto_etl.coincap.client import CoinCapClient
+from crypto_etl.pipelines.backfill import (
+    INTERVAL_MS,
+    make_plan,
+    request_windows,
+    run_backfill,
+)
 from crypto_etl.config import Settings, load_settings
-from crypto_etl.dq import DqResult, latest_dq_results
+from crypto_etl.analytics.dq import DqResult, latest_dq_results
 from crypto_etl.errors import CryptoEtlError, RunSkipped
-from crypto_etl.pipeline import run_many, run_snapshot
-from crypto_etl.snapshots import PIPELINES
-from crypto_etl.status import credit_usage, read_status
-from crypto_etl.warehouse import WarehouseConnection, ensure_reader_role, migrate
+from crypto_etl.pipelines.snapshot import run_many, run_snapshot
+from crypto_etl.pipelines.catalog import PIPELINES
+from crypto_etl.warehouse.status import credit_usage, read_status
+from crypto_etl.warehouse.connection import WarehouseConnection
+from crypto_etl.warehouse.roles import ensure_reader_role
+from crypto_etl.warehouse.migrations import migrate
 
 log = logging.getLogger("crypto_etl.cli")
 
@@ -180,7 +187,7 @@ def _print_checks(checks: list[DqResult]) -> None:
 
 
 def cmd_warehouse(args: argparse.Namespace) -> int:
-    from crypto_etl.localpg import LocalWarehouse
+    from crypto_etl.local.cluster import LocalWarehouse
 
     settings = _settings(args)
     w = settings.warehouse
@@ -219,7 +226,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_transform(args: argparse.Namespace) -> int:
-    from crypto_etl.dbt_runner import run_transform
+    from crypto_etl.analytics.dbt_runner import run_transform
 
     settings = _settings(args)
     result = run_transform(

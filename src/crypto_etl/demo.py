@@ -16,18 +16,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
-from crypto_etl.backfill import plan_windows, run_backfill, to_ms, top_assets
-from crypto_etl.coincap import CoinCapClient
+from crypto_etl.pipelines.backfill import plan_windows, run_backfill, to_ms, top_assets
+from crypto_etl.coincap.client import CoinCapClient
 from crypto_etl.config import Secret, Settings
 from crypto_etl.dashboard.server import DashboardServer
-from crypto_etl.dbt_runner import run_transform
+from crypto_etl.analytics.dbt_runner import run_transform
 from crypto_etl.errors import CryptoEtlError
-from crypto_etl.localpg import LocalWarehouse
-from crypto_etl.pipeline import run_many
-from crypto_etl.runlog import now_utc
+from crypto_etl.local.cluster import LocalWarehouse
+from crypto_etl.pipelines.snapshot import run_many
+from crypto_etl.warehouse.runlog import now_utc
 from crypto_etl.simulator import CoinCapSimulator
-from crypto_etl.snapshots import PIPELINES
-from crypto_etl.warehouse import WarehouseConnection, ensure_reader_role, migrate
+from crypto_etl.pipelines.catalog import PIPELINES
+from crypto_etl.warehouse.connection import WarehouseConnection
+from crypto_etl.warehouse.roles import ensure_reader_role
+from crypto_etl.warehouse.migrations import migrate
 
 log = logging.getLogger(__name__)
 

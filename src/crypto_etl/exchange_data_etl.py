@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from crypto_etl.coincap import CoinCapClient
+from crypto_etl.coincap.client import CoinCapClient
 from crypto_etl.config import Settings, load_settings
-from crypto_etl.loader import Table
-from crypto_etl.pipeline import SnapshotPipeline, fetch, run_snapshot
-from crypto_etl.runlog import RunRecord
-from crypto_etl.transform import Exchange, get_utc_from_unix_time
-from crypto_etl.warehouse import WarehouseConnection
+from crypto_etl.warehouse.loader import Table
+from crypto_etl.pipelines.snapshot import SnapshotPipeline, fetch, run_snapshot
+from crypto_etl.records.rows import RunRecord
+from crypto_etl.records.rows import Exchange
+from crypto_etl.records.parse import get_utc_from_unix_time
+from crypto_etl.warehouse.connection import WarehouseConnection
 
 __all__ = [
     "EXCHANGES",

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from crypto_etl.backfill import (
+from crypto_etl.pipelines.backfill import (
     INTERVAL_MS,
     MAX_WINDOW_MS,
     plan_windows,
@@ -204,7 +204,7 @@ def test_a_backfill_killed_half_way_resumes_with_no_gap_and_no_duplicate(
 
 
 def test_on_a_terminal_progress_is_a_bar_with_rows_per_second(capsys):
-    from crypto_etl.backfill import Progress, Window
+    from crypto_etl.pipelines.backfill import Progress, Window
 
     bar = Progress(2, enabled=True)
     bar.advance(Window("bitcoin", "h1", 0, 3_600_000), 1440)

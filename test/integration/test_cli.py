@@ -11,7 +11,7 @@ import psycopg2
 import pytest
 
 from crypto_etl.cli import build_parser
-from crypto_etl.warehouse import lock_key
+from crypto_etl.warehouse.connection import lock_key
 
 from conftest import API_KEY, admin_connection, free_port, query
 

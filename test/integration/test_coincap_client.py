@@ -5,12 +5,8 @@ import time
 import pytest
 
 from crypto_etl import errors
-from crypto_etl.coincap import (
-    CoinCapClient,
-    RetryPolicy,
-    credits_for,
-    parse_retry_after,
-)
+from crypto_etl.coincap.client import CoinCapClient, RetryPolicy, parse_retry_after
+from crypto_etl.coincap.credits import credits_for
 from crypto_etl.config import Secret
 
 from conftest import API_KEY

@@ -17,7 +17,7 @@ import requests
 
 from crypto_etl.dashboard.definition import load_definition
 from crypto_etl.dashboard.server import DashboardServer
-from crypto_etl.dbt_runner import run_transform
+from crypto_etl.analytics.dbt_runner import run_transform
 from crypto_etl.errors import ConfigError, WarehouseError
 
 from conftest import admin_connection, free_port, query, warehouse_settings

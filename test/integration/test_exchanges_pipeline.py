@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 
 from crypto_etl import errors
-from crypto_etl.coincap import CoinCapClient, RetryPolicy
+from crypto_etl.coincap.client import CoinCapClient, RetryPolicy
 from crypto_etl.config import Secret
 from crypto_etl.exchange_data_etl import EXCHANGES, get_exchange_data, run
-from crypto_etl.pipeline import run_snapshot
-from crypto_etl.warehouse import WarehouseConnection, lock_key
+from crypto_etl.pipelines.snapshot import run_snapshot
+from crypto_etl.warehouse.connection import WarehouseConnection, lock_key
 
 from conftest import API_KEY, FIXTURES, query
 

@@ -5,10 +5,10 @@ from decimal import Decimal
 
 import pytest
 
-from crypto_etl.backfill import HISTORY
+from crypto_etl.pipelines.backfill import HISTORY
 from crypto_etl.errors import WarehouseError
-from crypto_etl.loader import load
-from crypto_etl.transform import HistoryPoint
+from crypto_etl.warehouse.loader import load
+from crypto_etl.records.rows import HistoryPoint
 
 from conftest import query
 
@@ -92,7 +92,7 @@ def test_a_failure_after_the_load_rolls_everything_back(warehouse, db):
 
 def test_text_with_tabs_newlines_and_backslashes_round_trips(warehouse, db):
     from crypto_etl.exchange_data_etl import EXCHANGES
-    from crypto_etl.transform import Exchange
+    from crypto_etl.records.rows import Exchange
 
     tricky = "a\tb\nc\\d\re ünï €"
     row = Exchange("x", tricky, 1, None, Decimal("1E+3"), 2, True, None, 5, None)
@@ -106,9 +106,10 @@ def test_text_with_tabs_newlines_and_backslashes_round_trips(warehouse, db):
 def test_rejected_rows_keep_their_numbers_exactly(warehouse, db):
     import json
 
-    from crypto_etl.loader import raw_json, store_rejects
-    from crypto_etl.runlog import RunRecord, insert_run, now_utc
-    from crypto_etl.transform import Rejected
+    from crypto_etl.warehouse.loader import raw_json, store_rejects
+    from crypto_etl.records.rows import RunRecord
+    from crypto_etl.warehouse.runlog import insert_run, now_utc
+    from crypto_etl.records.rows import Rejected
 
     text = (
         '{"exchangeId": null, "volumeUsd": 12712561147.7913049212358699, "n": [1, "ü"]}'

@@ -15,8 +15,8 @@ import psycopg2
 import pytest
 
 from crypto_etl.errors import LocalWarehouseError
-from crypto_etl.localpg import LocalWarehouse
-from crypto_etl.pgtools import find_pg_bin
+from crypto_etl.local.cluster import LocalWarehouse
+from crypto_etl.local.pgtools import find_pg_bin
 
 pytestmark = pytest.mark.postgres
 

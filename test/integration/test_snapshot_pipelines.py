@@ -5,10 +5,10 @@ from decimal import Decimal
 import pytest
 
 from crypto_etl import errors
-from crypto_etl.coincap import CoinCapClient, RetryPolicy
+from crypto_etl.coincap.client import CoinCapClient, RetryPolicy
 from crypto_etl.config import Secret
-from crypto_etl.pipeline import run_many, run_snapshot
-from crypto_etl.snapshots import PIPELINES
+from crypto_etl.pipelines.snapshot import run_many, run_snapshot
+from crypto_etl.pipelines.catalog import PIPELINES
 
 from conftest import API_KEY, query
 
@@ -135,7 +135,7 @@ def test_run_all_records_credits_that_match_the_bytes_served(cli, simulator, db)
     assert cli("run", "all").code == 0
     rows = query(db, "SELECT sum(api_calls), sum(bytes_received) FROM coincap.etl_runs")
     assert rows == [(simulator.calls, simulator.bytes_sent)]
-    from crypto_etl.coincap import credits_for
+    from crypto_etl.coincap.credits import credits_for
 
     expected = sum(credits_for(e.body_bytes) for e in simulator.request_log)
     assert query(db, "SELECT sum(credits) FROM coincap.etl_runs") == [(expected,)]

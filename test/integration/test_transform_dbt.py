@@ -14,16 +14,16 @@ from decimal import Decimal
 import psycopg2
 import pytest
 
-from crypto_etl.backfill import plan_windows, run_backfill
-from crypto_etl.coincap import CoinCapClient, RetryPolicy
+from crypto_etl.pipelines.backfill import plan_windows, run_backfill
+from crypto_etl.coincap.client import CoinCapClient, RetryPolicy
 from crypto_etl.config import Secret, Settings, WarehouseSettings
-from crypto_etl.dbt_runner import (
+from crypto_etl.analytics.dbt_runner import (
     PROFILE_VARIABLES,
     TransformResult,
     find_project_dir,
     run_transform,
 )
-from crypto_etl.dq import DqResult, latest_dq_results, store_results
+from crypto_etl.analytics.dq import DqResult, latest_dq_results, store_results
 from crypto_etl.errors import (
     ConfigError,
     DataQualityError,
@@ -31,8 +31,8 @@ from crypto_etl.errors import (
     WarehouseError,
     WarehouseUnavailable,
 )
-from crypto_etl.pipeline import run_snapshot
-from crypto_etl.snapshots import PIPELINES
+from crypto_etl.pipelines.snapshot import run_snapshot
+from crypto_etl.pipelines.catalog import PIPELINES
 
 from conftest import API_KEY, FIXTURES, TEST_PASSWORD, free_port, query
 

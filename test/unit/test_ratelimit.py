@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from crypto_etl.ratelimit import RateLimiter
+from crypto_etl.coincap.ratelimit import RateLimiter
 
 
 class FakeTime:

@@ -10,12 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from crypto_etl.transform import (
-    Asset,
-    Exchange,
-    HistoryPoint,
-    Market,
-    Rate,
+from crypto_etl.records.rows import Asset, Exchange, HistoryPoint, Market, Rate
+
+from crypto_etl.records.parse import (
     RowError,
     get_utc_from_unix_time,
     parse_row,
@@ -132,7 +129,7 @@ def test_get_utc_from_unix_time_handles_none_zero_and_strings():
 
 def test_utc_conversion_is_the_same_instant_in_any_machine_time_zone():
     code = (
-        "from crypto_etl.transform import get_utc_from_unix_time as f;"
+        "from crypto_etl.records.parse import get_utc_from_unix_time as f;"
         "print(f(1625787943298).isoformat())"
     )
     outputs = set()

@@ -26,7 +26,7 @@ import psycopg2.extensions
 from crypto_etl.config import Settings, WarehouseSettings
 from crypto_etl.dashboard.definition import Chart, Dashboard, Filter, render_sql
 from crypto_etl.errors import ConfigError, WarehouseError, WarehouseUnavailable
-from crypto_etl.warehouse import connect, first_line
+from crypto_etl.warehouse.connection import connect, first_line
 
 # The only time ranges a request may ask for; None means no lower bound.
 RANGES: dict[str, timedelta | None] = {

@@ -38,7 +38,7 @@ from crypto_etl.dashboard.queries import (
     missing_relation,
     reader_settings,
 )
-from crypto_etl.dq import DEFAULT_DOCS_DIR, DOCS_FILES
+from crypto_etl.analytics.dq import DEFAULT_DOCS_DIR, DOCS_FILES
 from crypto_etl.errors import ConfigError, WarehouseError, WarehouseUnavailable
 
 log = logging.getLogger(__name__)

@@ -20,17 +20,18 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from crypto_etl.coincap import CoinCapClient
+from crypto_etl.coincap.client import CoinCapClient
 from crypto_etl.errors import (
     CryptoEtlError,
     PartialFailure,
     RunSkipped,
     WarehouseUnavailable,
 )
-from crypto_etl.loader import Table, load, store_rejects
-from crypto_etl.runlog import RunRecord, insert_run, now_utc
-from crypto_etl.transform import parse_rows
-from crypto_etl.warehouse import WarehouseConnection
+from crypto_etl.warehouse.loader import Table, load, store_rejects
+from crypto_etl.records.rows import RunRecord
+from crypto_etl.warehouse.runlog import insert_run, now_utc
+from crypto_etl.records.parse import parse_rows
+from crypto_etl.warehouse.connection import WarehouseConnection
 
 log = logging.getLogger(__name__)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from crypto_etl.exchange_data_etl import EXCHANGES
-from crypto_etl.loader import Table
-from crypto_etl.pipeline import SnapshotPipeline
-from crypto_etl.transform import Asset, Market, Rate
+from crypto_etl.warehouse.loader import Table
+from crypto_etl.pipelines.snapshot import SnapshotPipeline
+from crypto_etl.records.rows import Asset, Market, Rate
 
 ASSETS = SnapshotPipeline(
     name="assets",

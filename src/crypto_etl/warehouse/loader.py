@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterable, Iterator
 import psycopg2.errors
 from psycopg2 import sql
 
-from crypto_etl.transform import Rejected, column_names
-from crypto_etl.warehouse import Cursor
+from crypto_etl.records.rows import Rejected, column_names
+from crypto_etl.warehouse.connection import Cursor
 
 DEFAULT_CHUNK_ROWS = 100_000
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

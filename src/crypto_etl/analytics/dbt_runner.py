@@ -43,9 +43,14 @@ from crypto_etl.errors import (
     WarehouseError,
     WarehouseUnavailable,
 )
-from crypto_etl.dq import DEFAULT_DOCS_DIR, DOCS_FILES, DqResult, store_results
-from crypto_etl.runlog import now_utc
-from crypto_etl.warehouse import WarehouseConnection
+from crypto_etl.analytics.dq import (
+    DEFAULT_DOCS_DIR,
+    DOCS_FILES,
+    DqResult,
+    store_results,
+)
+from crypto_etl.warehouse.runlog import now_utc
+from crypto_etl.warehouse.connection import WarehouseConnection
 
 log = logging.getLogger("crypto_etl.dbt")
 

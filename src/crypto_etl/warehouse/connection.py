@@ -1,4 +1,4 @@
-"""The PostgreSQL warehouse: connection, transactions, locks and migrations.
+"""The PostgreSQL warehouse connection: transactions and advisory locks.
 
 ``WarehouseConnection`` holds one connection for a process (``run all``
 reuses it for every pipeline). ``managed_cursor()`` is one transaction: it
@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass
-from importlib import resources
 from typing import Iterator
 
 import psycopg2
@@ -21,7 +19,6 @@ import psycopg2.extensions
 
 from crypto_etl.config import WarehouseSettings
 from crypto_etl.errors import (
-    MigrationError,
     RunSkipped,
     WarehouseError,
     WarehouseUnavailable,
@@ -189,113 +186,3 @@ def first_line(exc: BaseException) -> str:
     """Return the first line of an exception's message (psycopg2's run on)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One versioned SQL file shipped in ``crypto_etl/migrations``."""
-
-    version: int
-    name: str
-    sql: str
-
-    @property
-    def checksum(self) -> str:
-        """The file's sha256, to detect a migration edited after it was applied."""
-        return hashlib.sha256(self.sql.encode()).hexdigest()
-
-
-def available_migrations() -> list[Migration]:
-    """Return the packaged migrations (``NNNN_name.sql``) in version order."""
-    found = []
-    for entry in resources.files("crypto_etl.migrations").iterdir():
-        if entry.name.endswith(".sql"):
-            version, _, name = entry.name.removesuffix(".sql").partition("_")
-            found.append(Migration(int(version), name, entry.read_text("utf-8")))
-    return sorted(found, key=lambda m: m.version)
-
-
-def migrate(warehouse: WarehouseConnection) -> list[Migration]:
-    """Apply every migration not applied yet, all in one transaction.
-
-    Concurrent callers wait on a transaction advisory lock, so two
-    ``migrate`` runs never apply the same file twice.
-
-    Returns:
-        The migrations applied now (empty when the schema was up to date).
-
-    Raises:
-        MigrationError: when a migration fails or an applied one was edited.
-    """
-    pending: list[Migration] = []
-    try:
-        with warehouse.managed_cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("migrate"),))
-            cur.execute("CREATE SCHEMA IF NOT EXISTS coincap")
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS coincap.schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL,"
-                " checksum text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            cur.execute("SELECT version, checksum FROM coincap.schema_migrations")
-            applied = dict(cur.fetchall())
-            for migration in available_migrations():
-                if migration.version not in applied:
-                    pending.append(migration)
-                elif applied[migration.version] != migration.checksum:
-                    raise MigrationError(
-                        f"migration {migration.version}_{migration.name} was "
-                        "edited after it was applied; add a new migration instead"
-                    )
-            for migration in pending:
-                log.info(
-                    "applying migration %04d_%s", migration.version, migration.name
-                )
-                cur.execute(migration.sql)
-                cur.execute(
-                    "INSERT INTO coincap.schema_migrations (version, name, checksum)"
-                    " VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, migration.checksum),
-                )
-    except WarehouseError as exc:
-        if isinstance(exc, (MigrationError, WarehouseUnavailable)):
-            raise
-        raise MigrationError(f"migration failed, nothing was applied: {exc}") from exc
-    return pending
-
-
-def ensure_reader_role(
-    warehouse: WarehouseConnection, user: str, password: str
-) -> None:
-    """Create or update the dashboards' read-only login role.
-
-    The role logs in with ``password``, is a member of ``coincap_read``
-    (SELECT only), and starts every session read-only.
-
-    Raises:
-        WarehouseError: e.g. when the ETL user may not create roles.
-    """
-    from psycopg2 import sql
-
-    role = sql.Identifier(user)
-    with warehouse.managed_cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("reader-role"),))
-        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
-        verb = "ALTER" if cur.fetchone() else "CREATE"
-        # Sent as a SCRAM verifier, so the password never reaches the server
-        # (or its log, should the statement fail) as text.
-        verifier = psycopg2.extensions.encrypt_password(
-            password, user, warehouse.connection, "scram-sha-256"
-        )
-        cur.execute(
-            sql.SQL(
-                verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
-                " PASSWORD %s"
-            ).format(role),
-            (verifier,),
-        )
-        cur.execute(sql.SQL("GRANT coincap_read TO {}").format(role))
-        cur.execute(
-            sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role)
-        )

@@ -25,18 +25,22 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from crypto_etl.coincap import CoinCapClient, credits_for
+from crypto_etl.coincap.client import CoinCapClient
+
+from crypto_etl.coincap.credits import credits_for
 from crypto_etl.errors import (
     BadRequestError,
     ConfigError,
     CryptoEtlError,
     RunSkipped,
 )
-from crypto_etl.loader import Table, load
-from crypto_etl.pipeline import record_outcome
-from crypto_etl.runlog import RunRecord, insert_run, now_utc
-from crypto_etl.transform import EPOCH, HistoryPoint, parse_rows
-from crypto_etl.warehouse import WarehouseConnection
+from crypto_etl.warehouse.loader import Table, load
+from crypto_etl.pipelines.snapshot import record_outcome
+from crypto_etl.records.rows import RunRecord
+from crypto_etl.warehouse.runlog import insert_run, now_utc
+from crypto_etl.records.parse import EPOCH, parse_rows
+from crypto_etl.records.rows import HistoryPoint
+from crypto_etl.warehouse.connection import WarehouseConnection
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from psycopg2.extensions import connection as PgConnection
 
 from crypto_etl.config import WarehouseSettings
 from crypto_etl.errors import LocalWarehouseError
-from crypto_etl.pgtools import (
+from crypto_etl.local.pgtools import (
     can_traverse,
     check_traversable,
     client_host,

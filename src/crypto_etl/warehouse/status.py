@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from crypto_etl.warehouse import WarehouseConnection
+from crypto_etl.warehouse.connection import WarehouseConnection
 
 # The newest data point of each pipeline's table, for the freshness column.
 FRESHNESS_SQL = {

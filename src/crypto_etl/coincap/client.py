@@ -25,45 +25,13 @@ import requests
 
 from crypto_etl import errors
 from crypto_etl.config import KEY_SIGNUP_URL, Secret, Settings
-from crypto_etl.ratelimit import RateLimiter
+from crypto_etl.coincap.ratelimit import RateLimiter
+from crypto_etl.records.rows import CallStats
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 2000
-BYTES_PER_CREDIT = 2500
 USER_AGENT = "crypto-etl/0.1 (+https://github.com/crypto-etl-dashboard)"
-
-
-def credits_for(body_bytes: int) -> int:
-    """Return the credits one call costs: 1, plus 1 per extra 2,500 bytes."""
-    return 1 + max(0, body_bytes - 1) // BYTES_PER_CREDIT
-
-
-@dataclass
-class CallStats:
-    """What a client spent: HTTP calls made, body bytes received, credits."""
-
-    calls: int = 0
-    bytes: int = 0
-    credits: int = 0
-
-    def add(self, body_bytes: int) -> None:
-        """Count one call that received ``body_bytes`` bytes."""
-        self.calls += 1
-        self.bytes += body_bytes
-        self.credits += credits_for(body_bytes)
-
-    def since(self, earlier: CallStats) -> CallStats:
-        """Return what was spent after the ``earlier`` copy was taken."""
-        return CallStats(
-            self.calls - earlier.calls,
-            self.bytes - earlier.bytes,
-            self.credits - earlier.credits,
-        )
-
-    def copy(self) -> CallStats:
-        """Return a snapshot to compare against later with ``since``."""
-        return CallStats(self.calls, self.bytes, self.credits)
 
 
 @dataclass(frozen=True)

@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from crypto_etl.coincap import CallStats
-from crypto_etl.warehouse import Cursor
-
-
-@dataclass
-class RunRecord:
-    """What one run did, as stored in ``coincap.etl_runs``."""
-
-    pipeline: str
-    started_at: datetime
-    status: str = "succeeded"
-    finished_at: datetime | None = None
-    rows_fetched: int = 0
-    rows_inserted: int = 0
-    rows_rejected: int = 0
-    spent: CallStats = field(default_factory=CallStats)
-    error_message: str | None = None
-    run_id: int | None = None
+from crypto_etl.records.rows import RunRecord
+from crypto_etl.warehouse.connection import Cursor
 
 
 def now_utc() -> datetime:

@@ -1,23 +1,23 @@
-"""Pure transforms: raw CoinCap JSON in, typed records out.
+"""Pure parsing: raw CoinCap JSON in, typed records out.
 
-Each record type is a frozen dataclass whose fields say where their value
-comes from (a key of the raw row, or the request's context such as the
-envelope timestamp) and how to parse it. One generic parser serves every
-type, so the rules are the same everywhere: numbers become ``Decimal``
-exactly as written, unix-ms times become timezone-aware UTC datetimes,
-``null`` stays ``None``, unknown keys are ignored, and a row that cannot be
-parsed is returned as a ``Rejected`` with the reason instead of stopping the
-batch. Nothing here reads a clock, the environment, or does I/O.
+The record types (``records.rows``) declare where each field's value comes
+from and its kind; one generic parser here serves every type, so the rules
+are the same everywhere: numbers become ``Decimal`` exactly as written,
+unix-ms times become timezone-aware UTC datetimes, ``null`` stays ``None``,
+unknown keys are ignored, and a row that cannot be parsed is returned as a
+``Rejected`` with the reason instead of stopping the batch. Nothing here
+reads a clock, the environment, or does I/O.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from functools import cache
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
+from functools import cache
+from typing import Any, Callable, Iterable, Mapping
+
+from crypto_etl.records.rows import Parsed, R, Rejected
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -136,116 +136,6 @@ PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "unix_ms": _unix_ms,
     "utc": _utc,
 }
-
-
-def source(key: str, kind: str, *, required: bool = False) -> Any:
-    """Declare a field read from the raw row's ``key`` and parsed as ``kind``."""
-    return dataclasses.field(metadata={"key": key, "kind": kind, "required": required})
-
-
-def context(key: str, kind: str = "text") -> Any:
-    """Declare a field taken from the request context (not from the row)."""
-    return dataclasses.field(metadata={"context": key, "kind": kind, "required": True})
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One exchange as CoinCap last reported it."""
-
-    exchange_id: str = source("exchangeId", "text", required=True)
-    name: str | None = source("name", "text")
-    rank: int | None = source("rank", "int")
-    percent_total_volume: Decimal | None = source("percentTotalVolume", "decimal")
-    volume_usd: Decimal | None = source("volumeUsd", "decimal")
-    trading_pairs: int | None = source("tradingPairs", "int")
-    socket: bool | None = source("socket", "bool")
-    exchange_url: str | None = source("exchangeUrl", "text")
-    updated_unix_ms: int = source("updated", "unix_ms", required=True)
-    updated_at: datetime | None = source("updated", "utc", required=True)
-
-
-@dataclass(frozen=True)
-class Asset:
-    """One asset in a snapshot; ``snapshot_at`` is the envelope's timestamp."""
-
-    asset_id: str = source("id", "text", required=True)
-    snapshot_at: datetime = context("snapshot_at", "utc")
-    rank: int | None = source("rank", "int")
-    symbol: str | None = source("symbol", "text")
-    name: str | None = source("name", "text")
-    supply: Decimal | None = source("supply", "decimal")
-    max_supply: Decimal | None = source("maxSupply", "decimal")
-    market_cap_usd: Decimal | None = source("marketCapUsd", "decimal")
-    volume_usd_24hr: Decimal | None = source("volumeUsd24Hr", "decimal")
-    price_usd: Decimal | None = source("priceUsd", "decimal")
-    change_percent_24hr: Decimal | None = source("changePercent24Hr", "decimal")
-    vwap_24hr: Decimal | None = source("vwap24Hr", "decimal")
-    explorer: str | None = source("explorer", "text")
-
-
-@dataclass(frozen=True)
-class Market:
-    """One trading pair on one exchange, keyed by its ``updated`` time."""
-
-    exchange_id: str = source("exchangeId", "text", required=True)
-    base_id: str = source("baseId", "text", required=True)
-    quote_id: str = source("quoteId", "text", required=True)
-    updated_unix_ms: int = source("updated", "unix_ms", required=True)
-    updated_at: datetime | None = source("updated", "utc", required=True)
-    base_symbol: str | None = source("baseSymbol", "text")
-    quote_symbol: str | None = source("quoteSymbol", "text")
-    rank: int | None = source("rank", "int")
-    price_quote: Decimal | None = source("priceQuote", "decimal")
-    price_usd: Decimal | None = source("priceUsd", "decimal")
-    volume_usd_24hr: Decimal | None = source("volumeUsd24Hr", "decimal")
-    percent_exchange_volume: Decimal | None = source("percentExchangeVolume", "decimal")
-    trades_count_24hr: int | None = source("tradesCount24Hr", "int")
-
-
-@dataclass(frozen=True)
-class Rate:
-    """One conversion rate in a snapshot (``rateUsd`` may be a string or a number)."""
-
-    rate_id: str = source("id", "text", required=True)
-    snapshot_at: datetime = context("snapshot_at", "utc")
-    symbol: str | None = source("symbol", "text")
-    currency_symbol: str | None = source("currencySymbol", "text")
-    type: str | None = source("type", "text")
-    rate_usd: Decimal = source("rateUsd", "decimal", required=True)
-
-
-@dataclass(frozen=True)
-class HistoryPoint:
-    """One price point of an asset at one interval."""
-
-    asset_id: str = context("asset_id")
-    interval: str = context("interval")
-    time: datetime = source("time", "utc", required=True)
-    price_usd: Decimal = source("priceUsd", "decimal", required=True)
-
-
-R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A raw row that could not be parsed, and why."""
-
-    raw: Any
-    reason: str
-
-
-@dataclass(frozen=True)
-class Parsed(Generic[R]):
-    """The outcome of parsing a batch: good records and quarantined rows."""
-
-    records: list[R]
-    rejects: list[Rejected]
-
-
-def column_names(record_type: type[Any]) -> list[str]:
-    """Return the field names of a record type, in order (the table's columns)."""
-    return [f.name for f in dataclasses.fields(record_type)]
 
 
 @cache

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from psycopg2.extras import execute_values
 
-from crypto_etl.warehouse import WarehouseConnection
+from crypto_etl.warehouse.connection import WarehouseConnection
 
 # Where `crypto-etl transform --docs` writes dbt's docs site, and its files.
 DEFAULT_DOCS_DIR = Path(".data/dbt-docs")

@@ -1,0 +1,1 @@
+"""The dbt side: running the models and tests, reading data-quality results."""

@@ -1,0 +1,1 @@
+"""A local PostgreSQL cluster from the system binaries, for running without Docker."""

@@ -1,0 +1,1 @@
+"""The pipelines: the table catalog, snapshot runs and the history backfill."""

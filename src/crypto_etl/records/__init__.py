@@ -1,0 +1,1 @@
+"""The typed records between the stages and the pure JSON -> record parser."""

@@ -1,0 +1,1 @@
+"""PostgreSQL: the connection, migrations, roles, the loader, the run log and status."""
