@@ -57,7 +57,7 @@ from benchlib import (
     server_info,
     throwaway_warehouse,
 )
-from crypto_etl.pipelines.backfill import HISTORY
+from crypto_etl.pipelines.catalog import BACKFILL
 from crypto_etl.config import WarehouseSettings
 from crypto_etl.exchange_data_etl import EXCHANGES
 from crypto_etl.warehouse.loader import Table, _LineReader, copy_lines, load
@@ -109,7 +109,7 @@ def exchanges(n: int) -> Iterator[Exchange]:
 
 
 TABLES: dict[str, tuple[Table, Callable[[int], Iterator[Any]]]] = {
-    "history": (HISTORY, history_points),
+    "history": (BACKFILL.table, history_points),
     "exchanges": (EXCHANGES.table, exchanges),
 }
 

@@ -120,7 +120,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 f"({plan.done} windows already loaded)"
             )
             return 0
-        run = run_backfill(client, warehouse, windows)
+        progress = logs.Progress("window")
+        try:
+            run = run_backfill(client, warehouse, windows, on_progress=progress.advance)
+        finally:
+            progress.close()
     print(
         f"backfill: fetched {run.rows_fetched}, inserted {run.rows_inserted} points "
         f"({run.spent.calls} calls, {run.spent.credits} credits)"

@@ -2,7 +2,7 @@
 
 Keeps the public names of the original project (``run``,
 ``get_exchange_data``, ``get_utc_from_unix_time``, ``WarehouseConnection``)
-on top of the shared client, transform and loader.
+on top of the shared client, parser, loader and snapshot runner.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from typing import Any
 
 from crypto_etl.coincap.client import CoinCapClient
 from crypto_etl.config import Settings, load_settings
-from crypto_etl.warehouse.loader import Table
-from crypto_etl.pipelines.snapshot import SnapshotPipeline, fetch, run_snapshot
-from crypto_etl.records.rows import RunRecord
-from crypto_etl.records.rows import Exchange
+from crypto_etl.pipelines.catalog import EXCHANGES
+from crypto_etl.pipelines.snapshot import fetch, run_snapshot
 from crypto_etl.records.parse import get_utc_from_unix_time
+from crypto_etl.records.rows import RunRecord
 from crypto_etl.warehouse.connection import WarehouseConnection
 
 __all__ = [
@@ -25,12 +24,6 @@ __all__ = [
     "get_utc_from_unix_time",
     "run",
 ]
-
-EXCHANGES = SnapshotPipeline(
-    name="exchanges",
-    path="/exchanges",
-    table=Table("coincap", "exchanges", Exchange, ("exchange_id", "updated_unix_ms")),
-)
 
 
 def get_exchange_data(client: CoinCapClient) -> list[dict[str, Any]]:

@@ -1,11 +1,19 @@
-"""Logging set-up for the CLI: text or JSON lines on stderr, secrets redacted."""
+"""What the CLI shows while it works: logs and progress.
+
+Logs are text or JSON lines on stderr with every secret redacted; progress
+of a long job is a bar on a terminal and a log line per step under cron.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
+import time
 from datetime import datetime, timezone
-from typing import Iterable
+from typing import Iterable, Never
+
+from tqdm import tqdm
 
 REDACTED = "********"
 
@@ -57,3 +65,48 @@ def configure(verbose: bool, log_format: str, secrets: Iterable[str] = ()) -> No
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("crypto_etl").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+class Progress:
+    """Report a long job's steps: a bar on a terminal, else a log line each.
+
+    Its ``advance`` fits ``pipelines.backfill.OnProgress``.
+
+    Args:
+        unit: what a step is ("window").
+        tty: draw a bar (default: whether stderr is a terminal).
+    """
+
+    def __init__(self, unit: str, tty: bool | None = None) -> None:
+        self.unit = unit
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.rows = 0
+        self._bar: tqdm[Never] | None = None
+        self._started = time.monotonic()
+
+    def advance(self, done: int, total: int, rows: int, label: str) -> None:
+        """Count step ``done`` of ``total``, which brought ``rows`` rows."""
+        self.rows += rows
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        rate = self.rows / elapsed
+        if not self.tty:
+            logging.getLogger("crypto_etl.progress").info(
+                "%d/%d %ss: %s, %d rows (%.0f rows/s, ETA %.0f s)",
+                done,
+                total,
+                self.unit,
+                label,
+                rows,
+                rate,
+                (total - done) * elapsed / done,
+            )
+            return
+        bar = self._bar or tqdm(total=total, unit=self.unit, file=sys.stderr)
+        self._bar = bar
+        bar.set_postfix(rows=self.rows, rows_s=f"{rate:,.0f}", refresh=False)
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        """Finish the bar (nothing to do for log lines)."""
+        if self._bar is not None:
+            self._bar.close()

@@ -204,11 +204,11 @@ def test_a_backfill_killed_half_way_resumes_with_no_gap_and_no_duplicate(
 
 
 def test_on_a_terminal_progress_is_a_bar_with_rows_per_second(capsys):
-    from crypto_etl.pipelines.backfill import Progress, Window
+    from crypto_etl.logs import Progress
 
-    bar = Progress(2, enabled=True)
-    bar.advance(Window("bitcoin", "h1", 0, 3_600_000), 1440)
-    bar.advance(Window("bitcoin", "h1", 3_600_000, 7_200_000), 1440)
+    bar = Progress("window", tty=True)
+    bar.advance(1, 2, 1440, "bitcoin h1 from 1970-01-01T00:00:00+00:00")
+    bar.advance(2, 2, 1440, "bitcoin h1 from 1970-01-01T01:00:00+00:00")
     bar.close()
     drawn = capsys.readouterr().err
     assert "2/2" in drawn and "rows=2880" in drawn and "rows_s=" in drawn

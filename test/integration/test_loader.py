@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from crypto_etl.pipelines.backfill import HISTORY
+from crypto_etl.pipelines.catalog import BACKFILL
 from crypto_etl.errors import WarehouseError
 from crypto_etl.warehouse.loader import load
 from crypto_etl.records.rows import HistoryPoint
@@ -32,7 +32,7 @@ def load_all(warehouse, records, **kwargs):
     chunks = []
     with warehouse.managed_cursor() as cur:
         inserted = load(
-            cur, HISTORY, records, on_chunk=lambda *c: chunks.append(c), **kwargs
+            cur, BACKFILL.table, records, on_chunk=lambda *c: chunks.append(c), **kwargs
         )
     return inserted, chunks
 
@@ -85,7 +85,7 @@ def test_empty_input_loads_nothing(warehouse, db):
 def test_a_failure_after_the_load_rolls_everything_back(warehouse, db):
     with pytest.raises(WarehouseError):
         with warehouse.managed_cursor() as cur:
-            load(cur, HISTORY, points(0, 500), chunk_rows=100)
+            load(cur, BACKFILL.table, points(0, 500), chunk_rows=100)
             cur.execute("SELECT 1 / 0")
     assert stored(db)[0][0] == 0
 
@@ -107,18 +107,24 @@ def test_rejected_rows_keep_their_numbers_exactly(warehouse, db):
     import json
 
     from crypto_etl.warehouse.loader import raw_json, store_rejects
-    from crypto_etl.records.rows import RunRecord
-    from crypto_etl.warehouse.runlog import insert_run, now_utc
-    from crypto_etl.records.rows import Rejected
+    from crypto_etl.records.rows import CallStats, Rejected
+    from crypto_etl.warehouse.runlog import tracked_run
 
     text = (
         '{"exchangeId": null, "volumeUsd": 12712561147.7913049212358699, "n": [1, "ü"]}'
     )
     raw = json.loads(text, parse_float=Decimal)
     assert json.loads(raw_json(raw), parse_float=Decimal) == raw
-    with warehouse.managed_cursor() as cur:
-        run_id = insert_run(cur, RunRecord("exchanges", now_utc()))
-        store_rejects(cur, "exchanges", run_id, [Rejected(raw, "missing exchangeId")])
+    with tracked_run(warehouse, "exchanges", CallStats(), atomic=True) as tracker:
+        with warehouse.managed_cursor() as cur:
+            assert tracker.run.run_id is not None
+            store_rejects(
+                cur,
+                "exchanges",
+                tracker.run.run_id,
+                [Rejected(raw, "missing exchangeId")],
+            )
+            tracker.succeed(cur)
     assert query(
         db,
         "SELECT raw->>'volumeUsd', jsonb_typeof(raw->'volumeUsd') FROM coincap.rejects",

@@ -17,37 +17,22 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
-from tqdm import tqdm
-
 from crypto_etl.coincap.client import CoinCapClient
-
 from crypto_etl.coincap.credits import credits_for
-from crypto_etl.errors import (
-    BadRequestError,
-    ConfigError,
-    CryptoEtlError,
-    RunSkipped,
-)
-from crypto_etl.warehouse.loader import Table, load
-from crypto_etl.pipelines.snapshot import record_outcome
-from crypto_etl.records.rows import RunRecord
-from crypto_etl.warehouse.runlog import insert_run, now_utc
+from crypto_etl.errors import BadRequestError, ConfigError
+from crypto_etl.pipelines.catalog import BACKFILL
 from crypto_etl.records.parse import EPOCH, parse_rows
-from crypto_etl.records.rows import HistoryPoint
+from crypto_etl.records.rows import HistoryPoint, RunRecord
 from crypto_etl.warehouse.connection import WarehouseConnection
+from crypto_etl.warehouse.loader import load
+from crypto_etl.warehouse.runlog import tracked_run
 
 log = logging.getLogger(__name__)
 
-PIPELINE = "backfill"
-HISTORY = Table(
-    "coincap", "asset_history", HistoryPoint, ("asset_id", "interval", "time")
-)
 MINUTE = 60_000
 DAY = 1440 * MINUTE
 INTERVAL_MS = {
@@ -89,7 +74,7 @@ class Window:
     @property
     def path(self) -> str:
         """The API route this window is fetched from."""
-        return f"/assets/{self.asset_id}/history"
+        return BACKFILL.path.format(asset_id=self.asset_id)
 
     @property
     def params(self) -> dict[str, str | int]:
@@ -213,41 +198,9 @@ def _ms_utc(ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=ms)
 
 
-class Progress:
-    """A progress bar on a terminal; a log line per window otherwise (cron)."""
-
-    def __init__(self, total: int, enabled: bool | None = None) -> None:
-        self.tty = sys.stderr.isatty() if enabled is None else enabled
-        self.bar = tqdm(
-            total=total, unit="window", disable=not self.tty, file=sys.stderr
-        )
-        self.total = total
-        self.rows = 0
-        self.started = time.monotonic()
-
-    def advance(self, window: Window, rows: int) -> None:
-        self.rows += rows
-        rate = self.rows / max(time.monotonic() - self.started, 1e-9)
-        if self.tty:
-            self.bar.set_postfix(rows=self.rows, rows_s=f"{rate:,.0f}", refresh=False)
-            self.bar.update(1)
-            return
-        self.bar.n += 1
-        eta = (self.total - self.bar.n) * (time.monotonic() - self.started) / self.bar.n
-        log.info(
-            "backfill %d/%d windows: %s %s from %s, %d rows (%.0f rows/s, ETA %.0f s)",
-            self.bar.n,
-            self.total,
-            window.asset_id,
-            window.interval,
-            _ms_utc(window.start_ms).isoformat(),
-            rows,
-            rate,
-            eta,
-        )
-
-    def close(self) -> None:
-        self.bar.close()
+# Called after each window with (windows done, windows to do, rows fetched
+# by this window, a label naming it): the CLI draws a bar or logs a line.
+OnProgress = Callable[[int, int, int, str], None]
 
 
 def run_backfill(
@@ -255,9 +208,12 @@ def run_backfill(
     warehouse: WarehouseConnection,
     windows: list[Window],
     *,
-    progress: Callable[[int], Progress] = Progress,
+    on_progress: OnProgress | None = None,
 ) -> RunRecord:
     """Fetch and load every window not yet checkpointed.
+
+    Args:
+        on_progress: called after each window (see ``OnProgress``).
 
     Returns:
         The stored run record (rows fetched and inserted, calls, bytes, credits).
@@ -268,50 +224,27 @@ def run_backfill(
             before it stay loaded and checkpointed, and a ``failed`` run is
             recorded, so running the same command again resumes.
     """
-    run = RunRecord(pipeline=PIPELINE, started_at=now_utc())
-    try:
-        with warehouse.pipeline_lock(PIPELINE):
-            _run_windows(client, warehouse, windows, run, progress)
-    except RunSkipped as exc:
-        record_outcome(warehouse, run, "skipped", exc)
-        raise
-    return run
-
-
-def _run_windows(
-    client: CoinCapClient,
-    warehouse: WarehouseConnection,
-    windows: list[Window],
-    run: RunRecord,
-    progress: Callable[[int], Progress],
-) -> None:
-    before = client.stats.copy()
-    plan = make_plan(warehouse, windows)
-    log.info(
-        "backfill: %d windows to fetch, %d already done", len(plan.todo), plan.done
-    )
-    bar = progress(len(plan.todo))
-    try:
-        for window in plan.todo:
+    with tracked_run(warehouse, BACKFILL.name, client.stats, atomic=False) as tracker:
+        run = tracker.run
+        plan = make_plan(warehouse, windows)
+        log.info(
+            "backfill: %d windows to fetch, %d already done", len(plan.todo), plan.done
+        )
+        for done, window in enumerate(plan.todo, 1):
             fetched, inserted, rejected = _load_window(client, warehouse, window)
             run.rows_fetched += fetched
             run.rows_inserted += inserted
             run.rows_rejected += rejected
-            bar.advance(window, fetched)
-    except BaseException as exc:
-        # Whatever stopped it (an API error, Ctrl-C, a bug), the run is
-        # recorded as failed; the finished windows stay checkpointed.
-        run.status = "failed"
-        run.error_message = str(exc) or type(exc).__name__
-        raise
-    finally:
-        bar.close()
-        run.spent = client.stats.since(before)
-        try:
-            with warehouse.managed_cursor() as cur:
-                insert_run(cur, run)
-        except CryptoEtlError as exc:
-            log.error("backfill: could not record the run: %s", exc)
+            if on_progress is not None:
+                on_progress(done, len(plan.todo), fetched, _label(window))
+        with warehouse.managed_cursor() as cur:
+            tracker.succeed(cur)
+    return run
+
+
+def _label(window: Window) -> str:
+    start = _ms_utc(window.start_ms).isoformat()
+    return f"{window.asset_id} {window.interval} from {start}"
 
 
 def _load_window(
@@ -337,7 +270,7 @@ def _load_window(
         )
     complete = window.end_ms + INTERVAL_MS[window.interval] <= page.timestamp
     with warehouse.managed_cursor() as cur:
-        inserted = load(cur, HISTORY, parsed.records)
+        inserted = load(cur, BACKFILL.table, parsed.records)
         if complete:
             cur.execute(
                 "INSERT INTO coincap.backfill_windows"

@@ -40,12 +40,16 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 @dataclass(frozen=True)
 class Table:
-    """A keyed warehouse table fed by one record type (fields = columns)."""
+    """A keyed warehouse table fed by one record type (fields = columns).
+
+    ``newest`` is the column whose maximum tells how new the table's data is.
+    """
 
     schema: str
     name: str
     record_type: type[Any]
     key: tuple[str, ...]
+    newest: str
 
     @cached_property
     def columns(self) -> list[str]:
@@ -57,6 +61,13 @@ class Table:
         """``schema.name`` as a safely quoted identifier."""
         return sql.SQL(".").join(
             [sql.Identifier(self.schema), sql.Identifier(self.name)]
+        )
+
+    @property
+    def newest_query(self) -> sql.Composed:
+        """``SELECT max(newest) FROM table``: the time of its newest data."""
+        return sql.SQL("SELECT max({}) FROM {}").format(
+            sql.Identifier(self.newest), self.qualified
         )
 
 

@@ -5,16 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from crypto_etl.pipelines.catalog import ALL_PIPELINES
 from crypto_etl.warehouse.connection import WarehouseConnection
-
-# The newest data point of each pipeline's table, for the freshness column.
-FRESHNESS_SQL = {
-    "exchanges": "SELECT max(updated_at) FROM coincap.exchanges",
-    "assets": "SELECT max(snapshot_at) FROM coincap.assets",
-    "markets": "SELECT max(updated_at) FROM coincap.markets",
-    "rates": "SELECT max(snapshot_at) FROM coincap.rates",
-    "backfill": 'SELECT max("time") FROM coincap.asset_history',
-}
 
 
 @dataclass(frozen=True)
@@ -52,12 +44,12 @@ def read_status(warehouse: WarehouseConnection) -> list[PipelineStatus]:
         )
         runs = {row[0]: row for row in cur.fetchall()}
         newest = {}
-        for name, query in FRESHNESS_SQL.items():
-            cur.execute(query)
+        for name, pipeline in ALL_PIPELINES.items():
+            cur.execute(pipeline.table.newest_query)
             row = cur.fetchone()
             newest[name] = row[0] if row else None
     result = []
-    for name in sorted(set(runs) | set(FRESHNESS_SQL)):
+    for name in sorted(set(runs) | set(ALL_PIPELINES)):
         run = runs.get(name)
         if run is None:
             result.append(
