@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from crypto_etl.records.rows import Asset, Exchange, HistoryPoint, Market, Rate
 from crypto_etl.warehouse.loader import Table
@@ -47,54 +48,48 @@ class Pipeline:
     paged: bool = True
 
 
+def _coincap(name: str, record_type: type[Any], *key: str, newest: str) -> Table:
+    return Table("coincap", name, record_type, key, newest)
+
+
 EXCHANGES = Pipeline(
-    name="exchanges",
-    path="/exchanges",
-    table=Table(
-        "coincap",
-        "exchanges",
-        Exchange,
-        ("exchange_id", "updated_unix_ms"),
-        newest="updated_at",
+    "exchanges",
+    "/exchanges",
+    _coincap(
+        "exchanges", Exchange, "exchange_id", "updated_unix_ms", newest="updated_at"
     ),
 )
 ASSETS = Pipeline(
-    name="assets",
-    path="/assets",
-    table=Table(
-        "coincap", "assets", Asset, ("asset_id", "snapshot_at"), newest="snapshot_at"
-    ),
+    "assets",
+    "/assets",
+    _coincap("assets", Asset, "asset_id", "snapshot_at", newest="snapshot_at"),
 )
 MARKETS = Pipeline(
-    name="markets",
-    path="/markets",
-    table=Table(
-        "coincap",
+    "markets",
+    "/markets",
+    _coincap(
         "markets",
         Market,
-        ("exchange_id", "base_id", "quote_id", "updated_unix_ms"),
+        "exchange_id",
+        "base_id",
+        "quote_id",
+        "updated_unix_ms",
         newest="updated_at",
     ),
 )
 # /rates takes no limit or offset: it answers every rate in one call.
 RATES = Pipeline(
-    name="rates",
-    path="/rates",
-    table=Table(
-        "coincap", "rates", Rate, ("rate_id", "snapshot_at"), newest="snapshot_at"
-    ),
+    "rates",
+    "/rates",
+    _coincap("rates", Rate, "rate_id", "snapshot_at", newest="snapshot_at"),
     paged=False,
 )
 # One call per (asset, window): the path's {asset_id} is filled per window.
 BACKFILL = Pipeline(
-    name="backfill",
-    path="/assets/{asset_id}/history",
-    table=Table(
-        "coincap",
-        "asset_history",
-        HistoryPoint,
-        ("asset_id", "interval", "time"),
-        newest="time",
+    "backfill",
+    "/assets/{asset_id}/history",
+    _coincap(
+        "asset_history", HistoryPoint, "asset_id", "interval", "time", newest="time"
     ),
     freshness=HISTORY_FRESHNESS,
     paged=False,
