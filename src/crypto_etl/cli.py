@@ -11,9 +11,11 @@ import argparse
 import logging
 import signal
 import sys
+import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 from urllib.parse import urlencode
 
 from crypto_etl import logs
@@ -26,7 +28,7 @@ from crypto_etl.pipelines.backfill import (
 )
 from crypto_etl.config import Settings, load_settings
 from crypto_etl.analytics.dq import DqResult, latest_dq_results
-from crypto_etl.errors import CryptoEtlError, RunSkipped
+from crypto_etl.errors import CryptoEtlError, Interrupted, RunSkipped
 from crypto_etl.pipelines.snapshot import run_many, run_snapshot
 from crypto_etl.pipelines.catalog import PIPELINES
 from crypto_etl.warehouse.status import credit_usage, read_status
@@ -246,16 +248,10 @@ def cmd_transform(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_on_sigterm() -> None:
-    # `docker stop` and service managers send SIGTERM: stop as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-
-
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from crypto_etl.dashboard.server import serve_dashboard
 
     settings = _settings(args)
-    _stop_on_sigterm()
     serve_dashboard(
         settings,
         args.host,
@@ -271,7 +267,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from crypto_etl.demo import run_demo
 
     settings = _settings(args)
-    _stop_on_sigterm()
     # The demo's own cluster, beside (not instead of) the one `make run` uses.
     warehouse = replace(settings.warehouse, host="127.0.0.1", port=args.warehouse_port)
     run_demo(
@@ -422,12 +417,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _signals_stop_cleanly() -> Iterator[None]:
+    # `docker stop`, systemd and cron's kill send SIGTERM: it stops a run as
+    # cleanly as Ctrl-C does (rollback, the run stored failed, locks freed).
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, interrupt) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run one command and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code: int = args.func(args)
+        with _signals_stop_cleanly():
+            code: int = args.func(args)
     except RunSkipped as exc:
         print(f"skipped: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -436,9 +452,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.exception("failed")
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        stopped = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+        print(stopped, file=sys.stderr)
+        return 128 + stopped.signum
     except Exception as exc:  # the one place that turns a bug into an exit code
         if args.verbose:
             raise

@@ -33,6 +33,8 @@ person to change something, and their message says what.
 
 from __future__ import annotations
 
+import signal
+
 
 class CryptoEtlError(Exception):
     """Root of every error this project raises on purpose."""
@@ -152,3 +154,17 @@ class RunSkipped(CryptoEtlError):
     """Another run of the same pipeline is in progress, so this one did nothing."""
 
     exit_code = 10
+
+
+class Interrupted(KeyboardInterrupt):
+    """The process was told to stop by a signal (SIGINT or SIGTERM).
+
+    A ``KeyboardInterrupt``, so every ``finally`` and rollback runs as for
+    Ctrl-C; not a ``CryptoEtlError``, since nothing went wrong. The CLI
+    exits 128 + the signal number (130, 143).
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.signal_name}")

@@ -47,7 +47,7 @@ def test_ctrl_c_is_stored_as_interrupted(warehouse, db):
     with pytest.raises(KeyboardInterrupt):
         with tracked_run(warehouse, "markets", CallStats(), atomic=True):
             raise KeyboardInterrupt
-    assert runs(db) == [("markets", "failed", False, "interrupted")]
+    assert runs(db) == [("markets", "failed", False, "interrupted by SIGINT")]
 
 
 def test_a_block_that_forgets_to_succeed_is_a_failed_run(warehouse, db):

@@ -23,7 +23,12 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
 
-from crypto_etl.errors import CryptoEtlError, RunSkipped, WarehouseUnavailable
+from crypto_etl.errors import (
+    CryptoEtlError,
+    Interrupted,
+    RunSkipped,
+    WarehouseUnavailable,
+)
 from crypto_etl.records.rows import CallStats, RunRecord
 from crypto_etl.warehouse.connection import Cursor, WarehouseConnection
 
@@ -86,8 +91,10 @@ class RunTracker:
 
 def describe(cause: BaseException) -> str:
     """The reason stored for a run that ended with ``cause``."""
+    if isinstance(cause, Interrupted):
+        return str(cause)
     if isinstance(cause, KeyboardInterrupt):
-        return "interrupted"
+        return "interrupted by SIGINT"
     return str(cause) or type(cause).__name__
 
 
