@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -14,7 +15,7 @@ SOURCES = Path(__file__).parents[2] / "transform" / "models" / "sources.yml"
 MIGRATIONS = Path(__file__).parents[2] / "src" / "crypto_etl" / "warehouse" / "sql"
 
 
-def _limit(spec: dict) -> timedelta:
+def _limit(spec: dict[str, Any]) -> timedelta:
     return timedelta(**{spec["period"] + "s": spec["count"]})
 
 
