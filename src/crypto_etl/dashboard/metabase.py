@@ -48,7 +48,6 @@ from crypto_etl.dashboard.metabase_content import (
     dashcards_match,
 )
 from crypto_etl.errors import (
-    ConfigError,
     MetabaseAuthError,
     MetabaseError,
     MetabaseUnavailable,
@@ -154,14 +153,10 @@ def provision_metabase(
         MetabaseAuthError: Metabase refused the admin credentials.
         MetabaseError: any other refusal, with Metabase's reason.
     """
-    if settings.reader_user is None or settings.reader_password is None:
-        raise ConfigError(
-            "WAREHOUSE_READER_USER and WAREHOUSE_READER_PASSWORD must be set: "
-            "Metabase reads the warehouse through the read-only role"
-        )
+    reader = settings.require_reader("Metabase")
     secrets = [
         metabase.admin_password.reveal(),
-        settings.reader_password.reveal(),
+        reader.password.reveal(),
         settings.warehouse.password.reveal(),
     ]
     api = _Api(metabase.url, secrets)
@@ -173,8 +168,8 @@ def provision_metabase(
             "host": metabase.warehouse_host,
             "port": metabase.warehouse_port,
             "dbname": settings.warehouse.dbname,
-            "user": settings.reader_user,
-            "password": settings.reader_password.reveal(),
+            "user": reader.user,
+            "password": reader.password.reveal(),
             "ssl": False,
         }
         database_id = _ensure_database(api, details, report)
