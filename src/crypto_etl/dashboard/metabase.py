@@ -38,6 +38,7 @@ from typing import Any
 import requests
 
 from crypto_etl.config import MetabaseSettings, Settings
+from crypto_etl.logs import redact
 from crypto_etl.dashboard.definition import Dashboard
 from crypto_etl.dashboard.metabase_content import (
     build_dashcards,
@@ -189,7 +190,7 @@ class _Api:
     def __init__(self, url: str, secrets: list[str]) -> None:
         self.url = url.rstrip("/")
         self._http = requests.Session()
-        self._secrets = [s for s in secrets if s]
+        self._secrets = secrets
 
     def close(self) -> None:
         self._http.close()
@@ -259,7 +260,7 @@ class _Api:
                 "METABASE_ADMIN_EMAIL must be a Metabase administrator"
             )
         if status >= 400:
-            detail = self._redact(_error_detail(response))
+            detail = redact(_error_detail(response), self._secrets)
             raise MetabaseError(
                 f"Metabase answered HTTP {status} to {method} {path}: {detail}"
                 + (f". {hint}" if hint else "")
@@ -273,11 +274,6 @@ class _Api:
                 f"Metabase answered {method} {path} with a body that is not JSON: "
                 f"is METABASE_URL ({self.url}) really Metabase?"
             ) from exc
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "********")
-        return text
 
 
 def _transport_reason(exc: requests.RequestException) -> str:
