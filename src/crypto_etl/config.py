@@ -260,18 +260,15 @@ def load_settings(
         ),
         coincap_base_url=base_url,
         coincap_api_key=secret("COINCAP_API_KEY"),
-        reader=_reader(get, sources),
-        metabase=_metabase(get, sources),
+        reader=_reader(_group(get, READER_GROUP, "the read-only login", sources)),
+        metabase=_metabase(_group(get, METABASE_GROUP, "Metabase", sources)),
         calls_per_minute=number("COINCAP_CALLS_PER_MINUTE", 600.0),
         monthly_credits=int(number("COINCAP_MONTHLY_CREDITS", 2500)),
         sources=sources,
     )
 
 
-def _reader(
-    get: Callable[[str], str | None], sources: tuple[str, ...]
-) -> ReaderSettings | None:
-    found = _group(get, READER_GROUP, "the read-only login", sources)
+def _reader(found: dict[str, str] | None) -> ReaderSettings | None:
     if found is None:
         return None
     return ReaderSettings(
@@ -280,10 +277,7 @@ def _reader(
     )
 
 
-def _metabase(
-    get: Callable[[str], str | None], sources: tuple[str, ...]
-) -> MetabaseSettings | None:
-    found = _group(get, METABASE_GROUP, "Metabase", sources)
+def _metabase(found: dict[str, str] | None) -> MetabaseSettings | None:
     if found is None:
         return None
     url = found["METABASE_URL"]
