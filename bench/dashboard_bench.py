@@ -49,7 +49,7 @@ from typing import Any, Iterator
 import requests
 
 from benchlib import free_port, markdown_table
-from crypto_etl.config import Secret, Settings, WarehouseSettings
+from crypto_etl.config import ReaderSettings, Secret, Settings, WarehouseSettings
 from crypto_etl.dashboard.queries import RANGES
 from crypto_etl.dashboard.server import DashboardServer
 from crypto_etl.analytics.dbt_runner import run_transform
@@ -59,8 +59,7 @@ from crypto_etl.warehouse.loader import load
 from crypto_etl.local.cluster import LocalWarehouse
 from crypto_etl.records.rows import Exchange
 from crypto_etl.warehouse.connection import WarehouseConnection
-from crypto_etl.warehouse.roles import ensure_reader_role
-from crypto_etl.warehouse.migrations import migrate
+from crypto_etl.warehouse.migrations import prepare_warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD, DBNAME = "etl_bench", "bench-local-only", "dashboard_bench"
@@ -383,16 +382,14 @@ def main(argv: list[str] | None = None) -> int:
         warehouse=warehouse,
         coincap_base_url="http://127.0.0.1:9/v3",
         coincap_api_key=None,
-        reader_user=READER,
-        reader_password=Secret(READER_PASSWORD),
+        reader=ReaderSettings(READER, Secret(READER_PASSWORD)),
     )
     try:
         marts = "reused"
         if not marker.exists():
             say(f"building the warehouse in {root}")
             with WarehouseConnection(warehouse) as connection:
-                migrate(connection)
-                ensure_reader_role(connection, READER, READER_PASSWORD)
+                prepare_warehouse(connection, settings.reader)
             seconds = load_exchanges(warehouse, args)
             say(
                 f"  loader: {args.exchanges * args.snapshots:,} rows in {seconds:.0f} s"

@@ -16,13 +16,19 @@ from typing import Iterator
 
 from crypto_etl.pipelines.backfill import plan_windows, run_backfill, to_ms
 from crypto_etl.coincap.client import CoinCapClient, RetryPolicy
-from crypto_etl.config import Secret, Settings, WarehouseSettings, load_settings
+from crypto_etl.config import (
+    ReaderSettings,
+    Secret,
+    Settings,
+    WarehouseSettings,
+    load_settings,
+)
 from crypto_etl.analytics.dbt_runner import run_transform
 from crypto_etl.pipelines.snapshot import run_snapshot
 from crypto_etl.simulator import CoinCapSimulator
 from crypto_etl.pipelines.catalog import PIPELINES
 from crypto_etl.warehouse.connection import WarehouseConnection
-from crypto_etl.warehouse.roles import ensure_reader_role
+from crypto_etl.warehouse.migrations import prepare_warehouse
 
 from conftest import API_KEY, admin_connection, warehouse_settings
 
@@ -38,11 +44,10 @@ def build_marts(settings: Settings) -> None:
 
 def with_reader(settings: Settings) -> Settings:
     """Create the read-only role and return settings that name it."""
+    reader = ReaderSettings(READER_USER, Secret(READER_PASSWORD))
     with WarehouseConnection(settings.warehouse) as warehouse:
-        ensure_reader_role(warehouse, READER_USER, READER_PASSWORD)
-    return dataclasses.replace(
-        settings, reader_user=READER_USER, reader_password=Secret(READER_PASSWORD)
-    )
+        prepare_warehouse(warehouse, reader)
+    return dataclasses.replace(settings, reader=reader)
 
 
 def recent_simulator_start(hours: int) -> int:

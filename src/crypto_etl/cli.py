@@ -33,8 +33,7 @@ from crypto_etl.pipelines.snapshot import run_many, run_snapshot
 from crypto_etl.pipelines.catalog import PIPELINES
 from crypto_etl.warehouse.status import credit_usage, read_status
 from crypto_etl.warehouse.connection import WarehouseConnection
-from crypto_etl.warehouse.roles import ensure_reader_role
-from crypto_etl.warehouse.migrations import migrate
+from crypto_etl.warehouse.migrations import prepare_warehouse
 
 log = logging.getLogger("crypto_etl.cli")
 
@@ -50,11 +49,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with WarehouseConnection(settings.warehouse) as warehouse:
-        applied = migrate(warehouse)
-        if settings.reader_user and settings.reader_password:
-            ensure_reader_role(
-                warehouse, settings.reader_user, settings.reader_password.reveal()
-            )
+        applied = prepare_warehouse(warehouse, settings.reader)
     if applied:
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied)
         print(f"applied {len(applied)} migration(s): {names}")
@@ -285,7 +280,10 @@ def cmd_provision_metabase(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     report = provision_metabase(
-        settings, settings.metabase(), load_definition(), ready_timeout=args.wait
+        settings,
+        settings.require_metabase(),
+        load_definition(),
+        ready_timeout=args.wait,
     )
     print(report.summary())
     return 0

@@ -4,17 +4,21 @@ Each value comes from the process environment first and from the project's
 ``env`` file second, so a value exported in the shell always wins over the
 file's local-development defaults. A required value that is missing (or set
 to an empty string) raises ``ConfigError`` naming the variable and every
-place that was looked in. Secrets are wrapped in ``Secret`` so that no repr,
-log line or error message can show them by accident.
+place that was looked in. The reader login and Metabase are optional groups,
+all or nothing: part of a group set without the rest is a ``ConfigError``
+naming what is missing; a command that needs a group that is not set at all
+says so (``Settings.require_reader``/``require_metabase``). Secrets are
+wrapped in ``Secret`` so that no repr, log line or error message can show
+them by accident.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping, Sequence
 
 from crypto_etl.errors import ConfigError
 
@@ -64,6 +68,18 @@ class WarehouseSettings:
 
 
 @dataclass(frozen=True)
+class ReaderSettings:
+    """The dashboards' read-only login (``WAREHOUSE_READER_USER``/``_PASSWORD``)."""
+
+    user: str
+    password: Secret = field(repr=False)
+
+    def login(self, warehouse: WarehouseSettings) -> WarehouseSettings:
+        """Return ``warehouse`` with this role's login instead of the ETL user's."""
+        return replace(warehouse, user=self.user, password=self.password)
+
+
+@dataclass(frozen=True)
 class MetabaseSettings:
     """Where Metabase is, its admin, and where Metabase itself sees the warehouse.
 
@@ -78,50 +94,59 @@ class MetabaseSettings:
     warehouse_port: int = 5432
 
 
+# The optional groups: (required names, names with a default). Setting any of
+# a group's names without every required one is a ConfigError.
+READER_GROUP = (("WAREHOUSE_READER_USER", "WAREHOUSE_READER_PASSWORD"), ())
+METABASE_GROUP = (
+    ("METABASE_URL", "METABASE_ADMIN_EMAIL", "METABASE_ADMIN_PASSWORD"),
+    ("METABASE_WAREHOUSE_HOST", "METABASE_WAREHOUSE_PORT"),
+)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Every setting the project reads; build it with ``load_settings``."""
+    """Every setting the project reads; build it with ``load_settings``.
+
+    ``reader`` and ``metabase`` are None when none of their variables is set;
+    commands that need them ask with ``require_reader``/``require_metabase``.
+    """
 
     warehouse: WarehouseSettings
     coincap_base_url: str
     coincap_api_key: Secret | None = field(repr=False)
-    reader_user: str | None
-    reader_password: Secret | None = field(repr=False)
+    reader: ReaderSettings | None = None
+    metabase: MetabaseSettings | None = None
     calls_per_minute: float = 600.0
     monthly_credits: int = 2500
     sources: tuple[str, ...] = ()
-    metabase_url: str | None = None
-    metabase_admin_email: str | None = None
-    metabase_admin_password: Secret | None = field(default=None, repr=False)
-    metabase_warehouse_host: str = "warehouse"
-    metabase_warehouse_port: int = 5432
 
-    def metabase(self) -> MetabaseSettings:
-        """Return what provision-metabase needs.
+    def require_reader(self, needed_by: str) -> ReaderSettings:
+        """Return the read-only login, for ``needed_by`` (e.g. "the dashboard").
 
         Raises:
-            ConfigError: naming each METABASE_* variable that is not set.
+            ConfigError: naming WAREHOUSE_READER_USER and WAREHOUSE_READER_PASSWORD
+                and where they were looked for, when the group is not set.
         """
-        url, email = self.metabase_url, self.metabase_admin_email
-        password = self.metabase_admin_password
-        if url is None or email is None or password is None:
-            named = (
-                ("METABASE_URL", url),
-                ("METABASE_ADMIN_EMAIL", email),
-                ("METABASE_ADMIN_PASSWORD", password),
-            )
-            missing = [n for n, v in named if v is None]
+        if self.reader is None:
             raise ConfigError(
-                f"missing setting{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(missing)} (looked in {_places(self.sources)})"
+                f"{needed_by} reads through the read-only role and "
+                f"{_needs(READER_GROUP[0], self.sources)}; `crypto-etl migrate` "
+                "creates that role"
             )
-        return MetabaseSettings(
-            url,
-            email,
-            password,
-            self.metabase_warehouse_host,
-            self.metabase_warehouse_port,
-        )
+        return self.reader
+
+    def require_metabase(self) -> MetabaseSettings:
+        """Return Metabase's settings, for the commands that talk to Metabase.
+
+        Raises:
+            ConfigError: naming the METABASE_* variables and where they were
+                looked for, when the group is not set.
+        """
+        if self.metabase is None:
+            raise ConfigError(
+                f"provisioning Metabase {_needs(METABASE_GROUP[0], self.sources)}"
+            )
+        return self.metabase
 
     def api_key(self) -> Secret:
         """Return the CoinCap API key.
@@ -139,12 +164,11 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Return every secret value, for the log filter that redacts them."""
-        found = [
-            self.warehouse.password,
-            self.coincap_api_key,
-            self.reader_password,
-            self.metabase_admin_password,
-        ]
+        found = [self.warehouse.password, self.coincap_api_key]
+        if self.reader is not None:
+            found.append(self.reader.password)
+        if self.metabase is not None:
+            found.append(self.metabase.admin_password)
         return [s.reveal() for s in found if s is not None]
 
 
@@ -185,7 +209,8 @@ def load_settings(
         env_file: the defaults file (default: ``$CRYPTO_ETL_ENV_FILE`` or ``./env``).
 
     Raises:
-        ConfigError: naming every required variable that is missing or invalid.
+        ConfigError: naming every required variable that is missing or invalid,
+            or the missing part of a reader or Metabase group set in part.
     """
     env = os.environ if environ is None else environ
     path = env_file or Path(env.get(ENV_FILE_VARIABLE) or DEFAULT_ENV_FILE)
@@ -203,13 +228,8 @@ def load_settings(
     required.append("WAREHOUSE_PASSWORD")
     missing = [name for name in required if get(name) is None]
     if missing:
-        raise ConfigError(
-            f"missing setting{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)} (looked in {_places(sources)})"
-        )
-    port_text = get("WAREHOUSE_PORT") or ""
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"WAREHOUSE_PORT must be a port number, got {port_text!r}")
+        raise ConfigError(f"{_missing(missing)} (looked in {_places(sources)})")
+    port = _port("WAREHOUSE_PORT", get("WAREHOUSE_PORT") or "")
     base_url = (get("COINCAP_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"COINCAP_BASE_URL must be an http(s) URL, got {base_url!r}")
@@ -230,38 +250,96 @@ def load_settings(
         value = get(name)
         return None if value is None else Secret(value)
 
-    metabase_url = get("METABASE_URL")
-    if metabase_url is not None and not metabase_url.startswith(
-        ("http://", "https://")
-    ):
-        raise ConfigError(f"METABASE_URL must be an http(s) URL, got {metabase_url!r}")
-    mb_port = get("METABASE_WAREHOUSE_PORT") or "5432"
-    if not mb_port.isdigit() or not 0 < int(mb_port) < 65536:
-        raise ConfigError(
-            f"METABASE_WAREHOUSE_PORT must be a port number, got {mb_port!r}"
-        )
-
     return Settings(
         warehouse=WarehouseSettings(
             host=get("WAREHOUSE_HOST") or "",
-            port=int(port_text),
+            port=port,
             dbname=get("WAREHOUSE_DB") or "",
             user=get("WAREHOUSE_USER") or "",
             password=Secret(get("WAREHOUSE_PASSWORD") or ""),
         ),
         coincap_base_url=base_url,
         coincap_api_key=secret("COINCAP_API_KEY"),
-        reader_user=get("WAREHOUSE_READER_USER"),
-        reader_password=secret("WAREHOUSE_READER_PASSWORD"),
+        reader=_reader(_group(get, READER_GROUP, "the read-only login", sources)),
+        metabase=_metabase(_group(get, METABASE_GROUP, "Metabase", sources)),
         calls_per_minute=number("COINCAP_CALLS_PER_MINUTE", 600.0),
         monthly_credits=int(number("COINCAP_MONTHLY_CREDITS", 2500)),
         sources=sources,
-        metabase_url=None if metabase_url is None else metabase_url.rstrip("/"),
-        metabase_admin_email=get("METABASE_ADMIN_EMAIL"),
-        metabase_admin_password=secret("METABASE_ADMIN_PASSWORD"),
-        metabase_warehouse_host=get("METABASE_WAREHOUSE_HOST") or "warehouse",
-        metabase_warehouse_port=int(mb_port),
     )
+
+
+def _reader(found: dict[str, str] | None) -> ReaderSettings | None:
+    if found is None:
+        return None
+    return ReaderSettings(
+        user=found["WAREHOUSE_READER_USER"],
+        password=Secret(found["WAREHOUSE_READER_PASSWORD"]),
+    )
+
+
+def _metabase(found: dict[str, str] | None) -> MetabaseSettings | None:
+    if found is None:
+        return None
+    url = found["METABASE_URL"]
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"METABASE_URL must be an http(s) URL, got {url!r}")
+    return MetabaseSettings(
+        url=url.rstrip("/"),
+        admin_email=found["METABASE_ADMIN_EMAIL"],
+        admin_password=Secret(found["METABASE_ADMIN_PASSWORD"]),
+        warehouse_host=found.get("METABASE_WAREHOUSE_HOST") or "warehouse",
+        warehouse_port=_port(
+            "METABASE_WAREHOUSE_PORT", found.get("METABASE_WAREHOUSE_PORT") or "5432"
+        ),
+    )
+
+
+def _group(
+    get: Callable[[str], str | None],
+    group: tuple[tuple[str, ...], tuple[str, ...]],
+    label: str,
+    sources: tuple[str, ...],
+) -> dict[str, str] | None:
+    """Read an all-or-nothing group: ``(required names, names with a default)``.
+
+    Returns None when none of the group's names is set, else each set name's
+    value (every required one among them).
+
+    Raises:
+        ConfigError: some of the group is set but not every required name,
+            naming the missing ones, the ones set, and where it looked.
+    """
+    required, optional = group
+    values = {name: get(name) for name in (*required, *optional)}
+    found = {name: value for name, value in values.items() if value is not None}
+    if not found:
+        return None
+    missing = [name for name in required if name not in found]
+    if missing:
+        raise ConfigError(
+            f"{_missing(missing)}: {label} needs {_and(required)} together, and "
+            f"only {_and(list(found))} {'is' if len(found) == 1 else 'are'} set "
+            f"(looked in {_places(sources)})"
+        )
+    return found
+
+
+def _port(name: str, text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError(f"{name} must be a port number, got {text!r}")
+    return int(text)
+
+
+def _missing(names: Sequence[str]) -> str:
+    return f"missing setting{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+
+def _needs(names: Sequence[str], sources: tuple[str, ...]) -> str:
+    return f"needs {_and(names)} set (looked in {_places(sources)})"
+
+
+def _and(names: Sequence[str]) -> str:
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
 
 
 def _places(sources: tuple[str, ...]) -> str:

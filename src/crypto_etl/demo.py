@@ -28,8 +28,7 @@ from crypto_etl.warehouse.runlog import now_utc
 from crypto_etl.simulator import CoinCapSimulator
 from crypto_etl.pipelines.catalog import PIPELINES
 from crypto_etl.warehouse.connection import WarehouseConnection
-from crypto_etl.warehouse.roles import ensure_reader_role
-from crypto_etl.warehouse.migrations import migrate
+from crypto_etl.warehouse.migrations import prepare_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +57,8 @@ def run_demo(
         ConfigError: no reader role configured (the dashboard needs it).
         CryptoEtlError: the warehouse, the first load or the models failed.
     """
+    # Asked before anything starts: the dashboard at the end needs the role.
+    settings.require_reader("the demo's dashboard")
     w = settings.warehouse
     cluster = LocalWarehouse.for_settings(data_dir, w)
     cluster.start()
@@ -83,11 +84,7 @@ def _run(
             CoinCapClient(sim.base_url, Secret(DEMO_KEY)) as client,
             WarehouseConnection(w) as warehouse,
         ):
-            migrate(warehouse)
-            if settings.reader_user and settings.reader_password:
-                ensure_reader_role(
-                    warehouse, settings.reader_user, settings.reader_password.reveal()
-                )
+            prepare_warehouse(warehouse, settings.reader)
             run_many(PIPELINES.values(), client, warehouse)
             end = now_utc()
             windows = plan_windows(

@@ -18,6 +18,17 @@ from tqdm import tqdm
 REDACTED = "********"
 
 
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Return ``text`` with every occurrence of each non-empty secret masked.
+
+    Longer secrets are masked first, so a secret that contains another one
+    is hidden whole rather than leaving its remainder in the text.
+    """
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 class RedactSecrets(logging.Filter):
     """Replace every known secret value in a record's final message."""
 
@@ -27,10 +38,9 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if any(s in message for s in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, REDACTED)
-            record.msg, record.args = message, None
+        redacted = redact(message, self._secrets)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True
 
 

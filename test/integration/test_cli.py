@@ -1,6 +1,7 @@
 """The crypto-etl command as a user sees it: output, one-line errors, exit codes."""
 
 import json
+import os
 import shutil
 import tempfile
 import subprocess
@@ -11,6 +12,8 @@ import psycopg2
 import pytest
 
 from crypto_etl.cli import build_parser
+from crypto_etl.config import ReaderSettings, Secret
+from crypto_etl.errors import WarehouseError
 from crypto_etl.warehouse.connection import lock_key
 
 from conftest import API_KEY, admin_connection, free_port, query
@@ -68,6 +71,44 @@ def test_an_edited_migration_is_refused(cli, db):
     assert result.err == (
         "error: migration 1_core was edited after it was applied; "
         "add a new migration instead\n"
+    )
+
+
+def test_migrate_creates_the_read_only_role_when_the_reader_is_set(
+    cli, db, monkeypatch
+):
+    user = f"cli_reader_{os.getpid()}"
+    monkeypatch.setenv("WAREHOUSE_READER_USER", user)
+    monkeypatch.setenv("WAREHOUSE_READER_PASSWORD", "reader-pw-1")
+    result = cli("migrate")
+    assert (result.code, result.out) == (0, "the schema is up to date\n")
+    reader = ReaderSettings(user, Secret("reader-pw-1")).login(db)
+    assert query(reader, "SELECT count(*) FROM coincap.etl_runs") == [(0,)]
+    with pytest.raises(WarehouseError, match="read-only transaction"):
+        query(reader, "DELETE FROM coincap.etl_runs")
+    # Run again with a new password: the role is updated, not duplicated.
+    monkeypatch.setenv("WAREHOUSE_READER_PASSWORD", "reader-pw-2")
+    assert cli("migrate").code == 0
+    renewed = ReaderSettings(user, Secret("reader-pw-2")).login(db)
+    assert query(renewed, "SELECT current_user") == [(user,)]
+    with pytest.raises(WarehouseError):
+        query(reader, "SELECT 1")
+
+
+def test_half_a_reader_login_is_exit_code_3_naming_the_missing_half(cli, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_READER_USER", "someone")
+    result = cli("migrate")
+    assert result.code == 3 and result.out == ""
+    assert result.err.startswith("error: missing setting WAREHOUSE_READER_PASSWORD: ")
+    assert "only WAREHOUSE_READER_USER is set" in result.err
+
+
+def test_provision_metabase_without_its_settings_names_them(cli):
+    result = cli("provision-metabase", "--wait", "0")
+    assert result.code == 3
+    assert result.err.startswith(
+        "error: provisioning Metabase needs METABASE_URL, METABASE_ADMIN_EMAIL "
+        "and METABASE_ADMIN_PASSWORD set (looked in the environment and "
     )
 
 

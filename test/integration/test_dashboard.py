@@ -196,7 +196,7 @@ def test_the_dashboard_connection_cannot_write(dashboard, loaded):
     assert query(loaded.warehouse, runs) == before
     # The failed transaction block did not stay open on a pooled connection.
     assert dashboard.pool.query("SELECT 1 AS one", {}).rows == [(1,)]
-    assert dashboard.pool.settings.user == loaded.reader_user != loaded.warehouse.user
+    assert dashboard.pool.settings.user == loaded.reader.user != loaded.warehouse.user
 
 
 def test_a_dropped_connection_is_replaced_without_an_error(dashboard, pg_server):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import socket
@@ -16,6 +17,7 @@ import pytest
 
 from crypto_etl.errors import LocalWarehouseError
 from crypto_etl.local.cluster import LocalWarehouse
+from crypto_etl.local import pgtools
 from crypto_etl.local.pgtools import find_pg_bin
 
 pytestmark = pytest.mark.postgres
@@ -257,3 +259,14 @@ def test_find_pg_bin_prefers_the_highest_complete_version(tmp_path: Path) -> Non
 def test_find_pg_bin_without_postgresql_says_how_to_install(tmp_path: Path) -> None:
     with pytest.raises(LocalWarehouseError, match="apt-get install postgresql"):
         find_pg_bin(search_path="", lib_root=tmp_path)
+
+
+def test_pgtools_shows_other_packages_only_find_pg_bin() -> None:
+    public = {
+        name
+        for name, value in vars(pgtools).items()
+        if inspect.isfunction(value)
+        and value.__module__ == pgtools.__name__
+        and not name.startswith("_")
+    }
+    assert public == {"find_pg_bin"}

@@ -11,7 +11,13 @@ import requests
 from fake_metabase import FakeMetabase
 
 from conftest import free_port
-from crypto_etl.config import MetabaseSettings, Secret, Settings, WarehouseSettings
+from crypto_etl.config import (
+    MetabaseSettings,
+    ReaderSettings,
+    Secret,
+    Settings,
+    WarehouseSettings,
+)
 from crypto_etl.dashboard.definition import Dashboard, load_definition
 from crypto_etl.dashboard.metabase import (
     COLLECTION_NAME,
@@ -51,8 +57,7 @@ def etl_settings() -> Settings:
         ),
         coincap_base_url="https://rest.coincap.io/v3",
         coincap_api_key=None,
-        reader_user="coincap_reader",
-        reader_password=Secret(READER_PASSWORD),
+        reader=ReaderSettings("coincap_reader", Secret(READER_PASSWORD)),
     )
 
 
@@ -304,7 +309,7 @@ def test_missing_reader_role_is_a_config_error_before_any_request(
     mb_settings: MetabaseSettings,
     definition: Dashboard,
 ) -> None:
-    no_reader = dataclasses.replace(etl_settings, reader_password=None)
+    no_reader = dataclasses.replace(etl_settings, reader=None)
 
     with pytest.raises(ConfigError, match="WAREHOUSE_READER_PASSWORD"):
         provision_metabase(no_reader, mb_settings, definition)

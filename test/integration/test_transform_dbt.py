@@ -57,8 +57,6 @@ def settings_for(warehouse: WarehouseSettings) -> Settings:
         warehouse=warehouse,
         coincap_base_url="http://127.0.0.1:9/v3",
         coincap_api_key=None,
-        reader_user=None,
-        reader_password=None,
     )
 
 

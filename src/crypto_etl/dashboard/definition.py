@@ -77,6 +77,12 @@ class Dashboard:
         raise KeyError(chart_id)
 
 
+def required_parameters(sql: str) -> list[str]:
+    """Return the ``{{names}}`` that ``sql`` uses outside any ``[[ ... ]]``
+    clause, in order of first use: the values the query cannot run without."""
+    return list(dict.fromkeys(_VARIABLE.findall(_OPTIONAL.sub("", sql))))
+
+
 def render_sql(sql: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """Turn Metabase-style SQL into psycopg2 SQL plus the bound values.
 

@@ -38,6 +38,7 @@ from typing import Any
 import requests
 
 from crypto_etl.config import MetabaseSettings, Settings
+from crypto_etl.logs import redact
 from crypto_etl.dashboard.definition import Dashboard
 from crypto_etl.dashboard.metabase_content import (
     build_dashcards,
@@ -48,7 +49,6 @@ from crypto_etl.dashboard.metabase_content import (
     dashcards_match,
 )
 from crypto_etl.errors import (
-    ConfigError,
     MetabaseAuthError,
     MetabaseError,
     MetabaseUnavailable,
@@ -154,14 +154,10 @@ def provision_metabase(
         MetabaseAuthError: Metabase refused the admin credentials.
         MetabaseError: any other refusal, with Metabase's reason.
     """
-    if settings.reader_user is None or settings.reader_password is None:
-        raise ConfigError(
-            "WAREHOUSE_READER_USER and WAREHOUSE_READER_PASSWORD must be set: "
-            "Metabase reads the warehouse through the read-only role"
-        )
+    reader = settings.require_reader("Metabase")
     secrets = [
         metabase.admin_password.reveal(),
-        settings.reader_password.reveal(),
+        reader.password.reveal(),
         settings.warehouse.password.reveal(),
     ]
     api = _Api(metabase.url, secrets)
@@ -173,8 +169,8 @@ def provision_metabase(
             "host": metabase.warehouse_host,
             "port": metabase.warehouse_port,
             "dbname": settings.warehouse.dbname,
-            "user": settings.reader_user,
-            "password": settings.reader_password.reveal(),
+            "user": reader.user,
+            "password": reader.password.reveal(),
             "ssl": False,
         }
         database_id = _ensure_database(api, details, report)
@@ -194,7 +190,7 @@ class _Api:
     def __init__(self, url: str, secrets: list[str]) -> None:
         self.url = url.rstrip("/")
         self._http = requests.Session()
-        self._secrets = [s for s in secrets if s]
+        self._secrets = secrets
 
     def close(self) -> None:
         self._http.close()
@@ -264,7 +260,7 @@ class _Api:
                 "METABASE_ADMIN_EMAIL must be a Metabase administrator"
             )
         if status >= 400:
-            detail = self._redact(_error_detail(response))
+            detail = redact(_error_detail(response), self._secrets)
             raise MetabaseError(
                 f"Metabase answered HTTP {status} to {method} {path}: {detail}"
                 + (f". {hint}" if hint else "")
@@ -278,11 +274,6 @@ class _Api:
                 f"Metabase answered {method} {path} with a body that is not JSON: "
                 f"is METABASE_URL ({self.url}) really Metabase?"
             ) from exc
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "********")
-        return text
 
 
 def _transport_reason(exc: requests.RequestException) -> str:

@@ -14,7 +14,7 @@ import json
 import uuid
 from typing import Any
 
-from crypto_etl.dashboard.definition import _OPTIONAL, _VARIABLE, Chart, Dashboard
+from crypto_etl.dashboard.definition import Chart, Dashboard, required_parameters
 
 GRID_WIDTH = 24
 _DISPLAY = {
@@ -44,7 +44,7 @@ def card_payload(
     range such as ``7d`` is not a date).
     """
     filters = {f.name: f for f in definition.filters}
-    required = set(_VARIABLE.findall(_OPTIONAL.sub("", chart.sql)))
+    required = set(required_parameters(chart.sql))
     tags: dict[str, dict[str, Any]] = {}
     for name in chart.parameters:
         spec = filters[name]

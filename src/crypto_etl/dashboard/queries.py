@@ -23,9 +23,9 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-from crypto_etl.config import Settings, WarehouseSettings
+from crypto_etl.config import WarehouseSettings
 from crypto_etl.dashboard.definition import Chart, Dashboard, Filter, render_sql
-from crypto_etl.errors import ConfigError, WarehouseError, WarehouseUnavailable
+from crypto_etl.errors import WarehouseError, WarehouseUnavailable
 from crypto_etl.warehouse.connection import connect, first_line
 
 # The only time ranges a request may ask for; None means no lower bound.
@@ -83,29 +83,6 @@ def missing_relation(exc: BaseException) -> bool:
     return isinstance(
         exc.__cause__,
         (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName),
-    )
-
-
-def reader_settings(settings: Settings) -> WarehouseSettings:
-    """Return the warehouse settings with the read-only role's login.
-
-    Raises:
-        ConfigError: when WAREHOUSE_READER_USER or WAREHOUSE_READER_PASSWORD
-            is not set.
-    """
-    if settings.reader_user is None or settings.reader_password is None:
-        raise ConfigError(
-            "the dashboard reads through the read-only role: set "
-            "WAREHOUSE_READER_USER and WAREHOUSE_READER_PASSWORD (`crypto-etl "
-            "migrate` creates that role)"
-        )
-    w = settings.warehouse
-    return WarehouseSettings(
-        host=w.host,
-        port=w.port,
-        dbname=w.dbname,
-        user=settings.reader_user,
-        password=settings.reader_password,
     )
 
 

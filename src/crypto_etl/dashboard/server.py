@@ -32,12 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 from crypto_etl.config import Settings
 from crypto_etl.dashboard.definition import Dashboard, load_definition
 from crypto_etl.dashboard.page import render_page
-from crypto_etl.dashboard.queries import (
-    ChartQueries,
-    ReaderPool,
-    missing_relation,
-    reader_settings,
-)
+from crypto_etl.dashboard.queries import ChartQueries, ReaderPool, missing_relation
 from crypto_etl.analytics.dq import DEFAULT_DOCS_DIR, DOCS_FILES
 from crypto_etl.errors import ConfigError, WarehouseError, WarehouseUnavailable
 
@@ -337,7 +332,8 @@ class DashboardServer:
         docs_dir: Path = DEFAULT_DOCS_DIR,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.pool = ReaderPool(reader_settings(settings))
+        reader = settings.require_reader("the dashboard")
+        self.pool = ReaderPool(reader.login(settings.warehouse))
         queries = ChartQueries(definition or load_definition(), self.pool, clock)
         self.app = DashboardApp(queries, refresh_seconds, docs_dir)
         self._address = (host, port)

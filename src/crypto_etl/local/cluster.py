@@ -35,18 +35,18 @@ from psycopg2.extensions import connection as PgConnection
 from crypto_etl.config import WarehouseSettings
 from crypto_etl.errors import LocalWarehouseError
 from crypto_etl.local.pgtools import (
-    can_traverse,
-    check_traversable,
-    client_host,
+    _can_traverse,
+    _check_traversable,
+    _client_host,
     find_pg_bin,
-    give,
-    is_loopback,
-    is_postgres_process,
-    port_taken,
-    run,
-    service_account,
-    tool_command,
-    write_file,
+    _give,
+    _is_loopback,
+    _is_postgres_process,
+    _port_taken,
+    _run,
+    _service_account,
+    _tool_command,
+    _write_file,
 )
 
 _SETTINGS_FILE = "crypto_etl_warehouse.json"
@@ -166,7 +166,7 @@ class LocalWarehouse:
         process, or PostgreSQL fails (the message carries its stderr and the end
         of the server log).
         """
-        account = service_account()
+        account = _service_account()
         bin_dir = find_pg_bin()
         if (self._data_dir / "PG_VERSION").exists():
             self._check_settings_unchanged()
@@ -174,7 +174,7 @@ class LocalWarehouse:
             if current.running:
                 return current
             if account is not None:
-                check_traversable(self._data_dir, account)
+                _check_traversable(self._data_dir, account)
         else:
             self._create_cluster(bin_dir, account)
         self._check_port_free()
@@ -194,15 +194,15 @@ class LocalWarehouse:
         pid = self._postmaster_pid()
         if pid is None:
             return False
-        pg_ctl = tool_command(find_pg_bin(), "pg_ctl", service_account())
-        run(
+        pg_ctl = _tool_command(find_pg_bin(), "pg_ctl", _service_account())
+        _run(
             [*pg_ctl, "stop", "-D", str(self._data_dir), "-m", "fast", "-s", "-w"]
             + ["-t", str(_STOP_TIMEOUT_S)],
             "pg_ctl stop",
             timeout=_STOP_TIMEOUT_S + 15,
         )
         deadline = time.monotonic() + _STOP_TIMEOUT_S
-        while is_postgres_process(pid):
+        while _is_postgres_process(pid):
             if time.monotonic() > deadline:
                 raise LocalWarehouseError(
                     f"PostgreSQL (pid {pid}) of {self._data_dir} still runs "
@@ -213,7 +213,7 @@ class LocalWarehouse:
 
     def _create_cluster(self, bin_dir: Path, account: pwd.struct_passwd | None) -> None:
         self._prepare_data_dir(account)
-        initdb = tool_command(bin_dir, "initdb", account)
+        initdb = _tool_command(bin_dir, "initdb", account)
         pw_fd, pw_name = tempfile.mkstemp(
             dir=self._data_dir.parent, prefix=".crypto-etl-pwfile-"
         )
@@ -222,7 +222,7 @@ class LocalWarehouse:
                 pw_file.write(self._password + "\n")
             if account is not None:
                 os.chown(pw_name, account.pw_uid, account.pw_gid)
-            run(
+            _run(
                 [*initdb, "-D", str(self._data_dir), "-U", self._user]
                 + [f"--pwfile={pw_name}", "--auth-host=scram-sha-256"]
                 + ["--auth-local=scram-sha-256", "-E", "UTF8", "--no-locale"]
@@ -233,10 +233,10 @@ class LocalWarehouse:
         finally:
             os.unlink(pw_name)
         self._log_path.parent.mkdir(mode=0o700, exist_ok=True)
-        give(self._log_path.parent, account)
+        _give(self._log_path.parent, account)
         with open(self._data_dir / "postgresql.conf", "a") as conf:
             conf.write(f"\ninclude = '{_CONF_FILE}'\n")
-        if not is_loopback(self._host):
+        if not _is_loopback(self._host):
             # initdb only lets loopback clients in; listening elsewhere means
             # the user wants remote clients, still password-checked.
             with open(self._data_dir / "pg_hba.conf", "a") as hba:
@@ -244,7 +244,7 @@ class LocalWarehouse:
         settings = _StoredSettings.new(
             self._user, self._host, self._port, self._password
         )
-        write_file(
+        _write_file(
             self._data_dir / _SETTINGS_FILE,
             json.dumps(asdict(settings), indent=2) + "\n",
             account,
@@ -262,11 +262,11 @@ class LocalWarehouse:
         self._data_dir.mkdir(mode=0o700, exist_ok=True)
         if account is None:
             return
-        give(self._data_dir, account)
+        _give(self._data_dir, account)
         dedicated = {p.name for p in parent.iterdir()} == {self._data_dir.name}
-        if dedicated and not can_traverse(parent, account):
-            give(parent, account)
-        check_traversable(self._data_dir, account)
+        if dedicated and not _can_traverse(parent, account):
+            _give(parent, account)
+        _check_traversable(self._data_dir, account)
 
     def _stored_settings(self) -> _StoredSettings | None:
         path = self._data_dir / _SETTINGS_FILE
@@ -307,7 +307,7 @@ class LocalWarehouse:
         # Rewritten on every start so that ``fast`` follows the constructor.
         durable = "off" if self._fast else "on"
         host = self._host.replace("'", "''")
-        write_file(
+        _write_file(
             self._data_dir / _CONF_FILE,
             "# Written by crypto-etl at every start; included by postgresql.conf.\n"
             f"listen_addresses = '{host}'\n"
@@ -327,7 +327,7 @@ class LocalWarehouse:
         )
 
     def _check_port_free(self) -> None:
-        if port_taken(self._host, self._port):
+        if _port_taken(self._host, self._port):
             raise LocalWarehouseError(
                 f"port {self._port} on {self._host} is already in use by another "
                 f"process: stop it or configure another port (the warehouse in "
@@ -335,9 +335,9 @@ class LocalWarehouse:
             )
 
     def _pg_ctl_start(self, bin_dir: Path, account: pwd.struct_passwd | None) -> None:
-        pg_ctl = tool_command(bin_dir, "pg_ctl", account)
+        pg_ctl = _tool_command(bin_dir, "pg_ctl", account)
         try:
-            run(
+            _run(
                 [*pg_ctl, "start", "-D", str(self._data_dir), "-l", str(self._log_path)]
                 + ["-s", "-w", "-t", str(_READY_TIMEOUT_S)],
                 "pg_ctl start",
@@ -388,7 +388,7 @@ class LocalWarehouse:
 
     def _connect(self, dbname: str) -> PgConnection:
         return psycopg2.connect(
-            host=client_host(self._host),
+            host=_client_host(self._host),
             port=self._port,
             dbname=dbname,
             user=self._user,
@@ -405,7 +405,7 @@ class LocalWarehouse:
             return None
         except OSError as exc:
             raise LocalWarehouseError(f"cannot read {exc.filename}: {exc}") from exc
-        return pid if is_postgres_process(pid) else None
+        return pid if _is_postgres_process(pid) else None
 
     def _log_excerpt(self) -> str:
         try:

@@ -3,7 +3,9 @@
 PostgreSQL refuses to run as root: when we are root, ``initdb`` and
 ``pg_ctl`` run as the ``postgres`` system account through ``runuser``, files
 they need are handed to that account, and every ancestor of the data
-directory must be traversable by it. Used by ``localpg``.
+directory must be traversable by it. ``find_pg_bin`` is the public face
+(the test suite asks it whether PostgreSQL is installed); the underscored
+helpers serve ``local.cluster`` only.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def find_pg_bin(
     on_path = shutil.which("initdb", path=search_path)
     if on_path is not None:
         candidates.append(Path(on_path).resolve().parent)
-    candidates.extend(sorted(lib_root.glob("*/bin"), key=version_key, reverse=True))
+    candidates.extend(sorted(lib_root.glob("*/bin"), key=_version_key, reverse=True))
     for bin_dir in candidates:
         if all(os.access(bin_dir / tool, os.X_OK) for tool in SERVER_TOOLS):
             return bin_dir
@@ -52,14 +54,14 @@ def find_pg_bin(
     )
 
 
-def version_key(bin_dir: Path) -> tuple[int, ...]:
+def _version_key(bin_dir: Path) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in bin_dir.parent.name.split("."))
     except ValueError:
         return (-1,)
 
 
-def service_account() -> pwd.struct_passwd | None:
+def _service_account() -> pwd.struct_passwd | None:
     """The account to run initdb/pg_ctl as: postgres if we are root, else us (None)."""
     if os.geteuid() != 0:
         return None
@@ -74,7 +76,7 @@ def service_account() -> pwd.struct_passwd | None:
         ) from None
 
 
-def tool_command(
+def _tool_command(
     bin_dir: Path, tool: str, account: pwd.struct_passwd | None
 ) -> list[str]:
     if account is None:
@@ -88,7 +90,7 @@ def tool_command(
     return [runuser, "-u", account.pw_name, "--", str(bin_dir / tool)]
 
 
-def run(command: list[str], what: str, *, timeout: float) -> None:
+def _run(command: list[str], what: str, *, timeout: float) -> None:
     """Run ``command``; raise LocalWarehouseError with its stderr if it fails."""
     # PG* variables (PGDATA, PGPORT...) of the caller must not steer our cluster.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -111,18 +113,18 @@ def run(command: list[str], what: str, *, timeout: float) -> None:
         raise LocalWarehouseError(f"{what} failed (exit {done.returncode}): {output}")
 
 
-def give(path: Path, account: pwd.struct_passwd | None) -> None:
+def _give(path: Path, account: pwd.struct_passwd | None) -> None:
     if account is not None:
         os.chown(path, account.pw_uid, account.pw_gid)
 
 
-def write_file(path: Path, text: str, account: pwd.struct_passwd | None) -> None:
+def _write_file(path: Path, text: str, account: pwd.struct_passwd | None) -> None:
     path.write_text(text)
     path.chmod(0o600)
-    give(path, account)
+    _give(path, account)
 
 
-def can_traverse(path: Path, account: pwd.struct_passwd) -> bool:
+def _can_traverse(path: Path, account: pwd.struct_passwd) -> bool:
     st = path.stat()
     if st.st_uid == account.pw_uid:
         return bool(st.st_mode & stat.S_IXUSR)
@@ -131,9 +133,9 @@ def can_traverse(path: Path, account: pwd.struct_passwd) -> bool:
     return bool(st.st_mode & stat.S_IXOTH)
 
 
-def check_traversable(data_dir: Path, account: pwd.struct_passwd) -> None:
+def _check_traversable(data_dir: Path, account: pwd.struct_passwd) -> None:
     for ancestor in reversed(data_dir.parents):
-        if not can_traverse(ancestor, account):
+        if not _can_traverse(ancestor, account):
             raise LocalWarehouseError(
                 f"PostgreSQL runs as {account.pw_name!r}, which cannot enter "
                 f"{ancestor} on the way to {data_dir}: allow it "
@@ -141,7 +143,7 @@ def check_traversable(data_dir: Path, account: pwd.struct_passwd) -> None:
             )
 
 
-def is_postgres_process(pid: int) -> bool:
+def _is_postgres_process(pid: int) -> bool:
     """True if ``pid`` is a live postgres process (not a zombie, not a reused pid)."""
     # A zombie's cmdline is empty; the postmaster's names its binary.
     try:
@@ -150,16 +152,16 @@ def is_postgres_process(pid: int) -> bool:
         return False
 
 
-def wildcard(host: str) -> bool:
+def _wildcard(host: str) -> bool:
     return host in ("*", "0.0.0.0", "::", "")
 
 
-def client_host(host: str) -> str:
+def _client_host(host: str) -> str:
     """Where a client reaches a server listening on ``host``."""
-    return "127.0.0.1" if wildcard(host) else host
+    return "127.0.0.1" if _wildcard(host) else host
 
 
-def is_loopback(host: str) -> bool:
+def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -168,11 +170,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def port_taken(host: str, port: int) -> bool:
+def _port_taken(host: str, port: int) -> bool:
     """True if another process listens on ``port`` at an address of ``host``."""
     try:
         addresses = socket.getaddrinfo(
-            None if wildcard(host) else host,
+            None if _wildcard(host) else host,
             port,
             type=socket.SOCK_STREAM,
             flags=socket.AI_PASSIVE,

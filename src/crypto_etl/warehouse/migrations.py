@@ -3,6 +3,8 @@
 Every file is applied once, in version order, in one transaction, and its
 checksum is stored; an applied file that was edited afterwards stops
 ``migrate`` with a ``MigrationError`` (add a new migration instead).
+``prepare_warehouse`` is what ``crypto-etl migrate`` and the demo run: the
+migrations, then the dashboards' read-only role.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 
+from crypto_etl.config import ReaderSettings
 from crypto_etl.errors import MigrationError, WarehouseError, WarehouseUnavailable
 from crypto_etl.warehouse.connection import WarehouseConnection, lock_key
+from crypto_etl.warehouse.roles import ensure_reader_role
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +94,26 @@ def migrate(warehouse: WarehouseConnection) -> list[Migration]:
             raise
         raise MigrationError(f"migration failed, nothing was applied: {exc}") from exc
     return pending
+
+
+def prepare_warehouse(
+    warehouse: WarehouseConnection, reader: ReaderSettings | None
+) -> list[Migration]:
+    """Apply the pending migrations, then create or update the read-only role.
+
+    Args:
+        warehouse: a connection as the ETL user.
+        reader: the dashboards' read-only login; None leaves roles alone.
+
+    Returns:
+        The migrations applied now (empty when the schema was up to date).
+
+    Raises:
+        MigrationError: a migration failed or an applied one was edited.
+        WarehouseError: e.g. the ETL user may not create the role.
+    """
+    applied = migrate(warehouse)
+    # After the migrations: the role is granted coincap_read, which they create.
+    if reader is not None:
+        ensure_reader_role(warehouse, reader.user, reader.password.reveal())
+    return applied
