@@ -3,8 +3,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 PYTEST_ARGS ?=
+SHELLCHECK ?= shellcheck
+# Every shell script of the stack and of CI (shellcheck reads their shebangs).
+SHELL_SCRIPTS := $(sort $(wildcard deploy_helpers/*.sh) $(shell find containers -name '*.sh')) .ci/run
 
-.PHONY: setup run test ci lint format up down demo transform dashboard bench bench-dashboard vendor-js clean
+.PHONY: setup run test ci lint format up down demo transform dashboard screenshot bench bench-dashboard vendor-js clean
 
 setup: $(VENV)/.installed
 
@@ -42,11 +45,25 @@ lint: setup
 	$(BIN)/mypy bench
 	# Tests are type-checked too, without requiring annotations on every test.
 	$(BIN)/mypy --allow-untyped-defs --allow-untyped-calls --allow-incomplete-defs test
+	# The Docker and CI files, statically (no Docker engine here): the compose
+	# file and the workflows against their published JSON schemas (bundled in
+	# check-jsonschema, so offline), the Dockerfiles, the shell scripts.
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/hadolint containers/*/Dockerfile
+	$(SHELLCHECK) $(SHELL_SCRIPTS)
 
 format: setup
 	$(BIN)/black src test bench
 
 ci: lint test
+
+# Refresh docs/screenshot.png (the README's picture) with the browser test that
+# checks every chart; the suite alone only writes it to a temporary folder.
+# CI=true: without Chromium or PostgreSQL this fails rather than skips.
+screenshot: setup
+	CI=true $(BIN)/pytest -q --screenshot=$(CURDIR)/docs/screenshot.png \
+		test/browser/test_dashboard_browser.py::test_every_chart_draws_the_pipelines_data_without_console_errors
 
 # The Docker stack (needs Docker with Compose v2.17+): warehouse, scheduled ETL,
 # dashboard and Metabase; waits until all are healthy, then provisions Metabase.

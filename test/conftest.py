@@ -3,8 +3,14 @@
 The suite starts its own throwaway PostgreSQL (with the project's own
 ``LocalWarehouse``) once per session, migrates a template database, and
 gives each test a fresh copy of it. Every test that talks to CoinCap talks
-real HTTP to a simulator on 127.0.0.1. Under ``CI=true`` a missing
-PostgreSQL fails the run instead of skipping.
+real HTTP to a simulator on 127.0.0.1.
+
+Markers are applied here, from what a test needs, never by hand: ``postgres``
+on every test whose fixtures include ``pg_bin`` (``pg_server`` and every
+database fixture build on it), ``browser`` on every test that uses the
+``browser`` fixture (test/browser/). A test that cannot run here calls
+``skip_or_fail``: it skips, except under ``CI=true``, where it fails; and under
+``CI=true`` any other skip (a ``skipif`` marker, ``importorskip``) fails too.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator, NoReturn
 
 import psycopg2
 import pytest
@@ -38,22 +44,70 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _missing(reason: str):
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the current test for ``reason``; under ``CI=true`` fail it instead.
+
+    For what a developer's machine may lack (PostgreSQL, Chromium, a linter):
+    CI must run every test, so there a missing tool is an error.
+    """
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: this test must run)")
     pytest.skip(reason)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--screenshot",
+        metavar="PATH",
+        help="save the browser tests' dashboard screenshot to PATH"
+        " (default: the test's tmp_path); `make screenshot` refreshes"
+        " docs/screenshot.png with it",
+    )
+
+
+# Fixture that a test needs -> the marker it gets.
+MARKER_FIXTURES = {"pg_bin": pytest.mark.postgres, "browser": pytest.mark.browser}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its fixture closure (which includes indirect fixtures)."""
+    for item in items:
+        needs = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in MARKER_FIXTURES.items():
+            if fixture in needs:
+                item.add_marker(marker)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Under ``CI=true`` a skipped test is a failed one, whatever skipped it."""
+    report = yield
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        reason = reason.removeprefix("Skipped: ")
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where every test must run: {reason}"
+    return report
+
+
 @pytest.fixture(scope="session")
-def pg_server():
-    """A running PostgreSQL cluster for the session: yields (host, port)."""
-    from crypto_etl.local.cluster import LocalWarehouse
+def pg_bin() -> Path:
+    """The directory of PostgreSQL's server binaries (initdb, pg_ctl, postgres)."""
     from crypto_etl.local.pgtools import find_pg_bin
 
     try:
-        find_pg_bin()
+        return find_pg_bin()
     except LocalWarehouseError as exc:
-        _missing(f"PostgreSQL is not installed: {exc}")
+        skip_or_fail(f"PostgreSQL is not installed: {exc}")
+
+
+@pytest.fixture(scope="session")
+def pg_server(pg_bin):
+    """A running PostgreSQL cluster for the session: yields (host, port)."""
+    from crypto_etl.local.cluster import LocalWarehouse
+
     # Not under pytest's tmp dir: its parents are private to root, and the
     # server runs as the postgres user when the suite runs as root.
     root = Path(tempfile.mkdtemp(prefix="crypto-etl-test-pg-", dir="/tmp"))

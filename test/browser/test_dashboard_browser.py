@@ -1,7 +1,9 @@
 """The built-in dashboard in a real browser (Playwright driving Debian's Chromium).
 
-Select these with ``pytest -m browser``. Without Chromium (or the playwright
-package) they skip, except under ``CI=true``, where they must run.
+Select these with ``pytest -m browser`` (conftest marks every test that uses
+the ``browser`` fixture). Without Chromium (or the playwright package) they
+skip, except under ``CI=true``, where they must run. The dashboard screenshot
+goes to the test's tmp_path; ``make screenshot`` saves it to docs/ instead.
 """
 
 import dataclasses
@@ -13,10 +15,8 @@ import pytest
 from crypto_etl.dashboard.definition import load_definition
 from crypto_etl.dashboard.server import DashboardServer
 
-from conftest import IN_CI, free_port, warehouse_settings
+from conftest import free_port, skip_or_fail, warehouse_settings
 from dashboard_data import build_marts, loaded_warehouse, settings_for, with_reader
-
-pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -29,26 +29,20 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
 DEFINITION = load_definition()
 CANVAS_TYPES = {"line", "bar", "stacked_area"}
 READY = 'body[data-ready="1"]'
-
-
-def _missing(reason):
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: this test must run)")
-    pytest.skip(reason)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        _missing(f"{CHROMIUM} is not installed (apt-get install chromium)")
+        skip_or_fail(f"{CHROMIUM} is not installed (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("the playwright package is not installed")
+        skip_or_fail("the playwright package is not installed")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
@@ -87,6 +81,13 @@ def page(browser):
     p.page.close()
 
 
+@pytest.fixture
+def screenshot_file(request, tmp_path) -> Path:
+    """Where the dashboard screenshot goes: ``--screenshot PATH``, else tmp_path."""
+    chosen = request.config.getoption("screenshot")
+    return Path(chosen).resolve() if chosen else tmp_path / "screenshot.png"
+
+
 @pytest.fixture(scope="module")
 def loaded(pg_server, tmp_path_factory):
     # Half a day of market, so the screenshot's time series have some shape.
@@ -109,7 +110,9 @@ def card_states(page):
     )
 
 
-def test_every_chart_draws_the_pipelines_data_without_console_errors(page, dashboard):
+def test_every_chart_draws_the_pipelines_data_without_console_errors(
+    page, dashboard, screenshot_file
+):
     page.open(dashboard.url)
     states = card_states(page)
     assert set(states) == {c.id for c in DEFINITION.charts}
@@ -126,8 +129,9 @@ def test_every_chart_draws_the_pipelines_data_without_console_errors(page, dashb
     for pipeline in ("assets", "backfill", "exchanges", "markets", "rates"):
         assert pipeline in health
     assert "succeeded" in health
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.page.screenshot(path=str(SCREENSHOT), full_page=True)
+    screenshot_file.parent.mkdir(parents=True, exist_ok=True)
+    page.page.screenshot(path=str(screenshot_file), full_page=True)
+    assert screenshot_file.read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_the_range_selector_and_filters_change_the_request_and_redraw(page, dashboard):

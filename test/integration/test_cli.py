@@ -206,14 +206,19 @@ def test_the_api_key_never_appears_in_output_logs_or_stored_rows(
     assert all(API_KEY not in row[0] for row in dump)
 
 
-def test_status_warns_before_the_monthly_credit_budget_runs_out(cli, monkeypatch):
+def test_status_warns_before_the_monthly_credit_budget_runs_out(cli, db, monkeypatch):
     assert cli("run", "all").code == 0
+    (spent,) = query(db, "SELECT sum(credits)::int FROM coincap.etl_runs")[0]
+    # A budget the run has spent 80-99% of: the "soon" warning, not "exhausted".
+    assert 320 <= spent < 400
     monkeypatch.setenv("COINCAP_MONTHLY_CREDITS", "400")
     result = cli("status")
     assert result.code == 0
     assert "of a 400 monthly budget" in result.out
-    assert result.err.startswith("warning: ")
-    assert "monthly credits spent" in result.err or "exhausted" in result.err
+    assert result.err == (
+        f"warning: {spent} of 400 monthly credits spent ({spent * 100 // 400}%):"
+        " the budget will run out soon\n"
+    )
 
 
 def test_warehouse_start_status_stop_from_the_cli(cli, monkeypatch):

@@ -29,7 +29,6 @@ from dashboard_data import (
     with_reader,
 )
 
-pytestmark = pytest.mark.postgres
 CHART_IDS = [c.id for c in load_definition().charts]
 
 

@@ -13,7 +13,8 @@ import requests
 from conftest import free_port
 
 
-def test_demo_serves_a_dashboard_with_data_then_stops_cleanly():
+def test_demo_serves_a_dashboard_with_data_then_stops_cleanly(pg_bin):
+    # pg_bin: the demo starts its own cluster from the system's PostgreSQL.
     root = Path(tempfile.mkdtemp(prefix="crypto-etl-demo-", dir="/tmp"))
     root.chmod(0o755)
     data_dir = root / "demo"
@@ -62,5 +63,7 @@ def test_demo_serves_a_dashboard_with_data_then_stops_cleanly():
     finally:
         demo.send_signal(signal.SIGINT)
         code = demo.wait(timeout=60)
-    assert code in (0, 130)
+    # Ctrl-C is how a user stops the demo, not an error: the dashboard's
+    # serve_forever ends on it and the demo exits 0 once it has cleaned up.
+    assert code == 0, demo.stderr.read() if demo.stderr else ""
     assert not (data_dir / "postmaster.pid").exists()

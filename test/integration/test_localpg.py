@@ -20,7 +20,11 @@ from crypto_etl.local.cluster import LocalWarehouse
 from crypto_etl.local import pgtools
 from crypto_etl.local.pgtools import find_pg_bin
 
-pytestmark = pytest.mark.postgres
+from conftest import skip_or_fail
+
+# Every test here starts clusters from the system's binaries (conftest's pg_bin
+# skips or, under CI=true, fails without them, and marks the tests postgres).
+pytestmark = pytest.mark.usefixtures("pg_bin")
 
 PASSWORD = "not-the-default-pw"
 MakeWarehouse = Callable[..., LocalWarehouse]
@@ -49,16 +53,6 @@ def _connect(warehouse: LocalWarehouse, password: str = PASSWORD) -> Any:
         password=password,
         connect_timeout=5,
     )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def pg_binaries() -> Path:
-    try:
-        return find_pg_bin()
-    except LocalWarehouseError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the PostgreSQL tests: {exc}")
-        pytest.skip(str(exc))
 
 
 @pytest.fixture
@@ -226,8 +220,9 @@ def test_failed_start_shows_the_end_of_the_server_log(
     assert warehouse.status().running is False
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the service account is used as root")
 def test_untraversable_ancestor_is_named(workdir: Path) -> None:
+    if os.geteuid() != 0:
+        skip_or_fail("the postgres service account is only used when run as root")
     # A parent holding other files is not the warehouse's to hand over.
     workdir.chmod(0o711)
     shared = workdir / "shared"

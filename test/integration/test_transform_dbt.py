@@ -36,8 +36,6 @@ from crypto_etl.pipelines.catalog import PIPELINES
 
 from conftest import API_KEY, FIXTURES, TEST_PASSWORD, free_port, query
 
-pytestmark = pytest.mark.postgres
-
 FAST = RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_cap=0.02)
 MARTS = [
     "exchange_volume_hourly",
