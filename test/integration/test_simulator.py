@@ -513,18 +513,42 @@ def test_delay_next_slows_one_answer_without_blocking_others(
     assert slow[0] >= 0.6 > fast
 
 
+def _chaos_outcome(sim: CoinCapSimulator) -> str:
+    """What one request to ``sim`` got: a status, a broken body, or a whole answer."""
+    try:
+        response = requests.get(
+            sim.base_url + "/rates", params={"apiKey": KEY}, timeout=10
+        )
+    except requests.exceptions.ChunkedEncodingError:
+        return "short body"
+    if response.status_code != 200:
+        return str(response.status_code)
+    try:
+        response.json()
+    except requests.exceptions.JSONDecodeError:
+        return "bad json"
+    return "whole"
+
+
 def test_chaos_mode_injects_faults() -> None:
     with CoinCapSimulator(api_key=KEY, fault_rate=1.0, seed=3) as sim:
-        outcomes = set()
-        for _ in range(12):
-            try:
-                response = requests.get(
-                    sim.base_url + "/rates", params={"apiKey": KEY}, timeout=10
-                )
-                outcomes.add(response.status_code)
-            except requests.exceptions.ChunkedEncodingError:
-                outcomes.add(-1)
-        assert outcomes & {429, 500, -1}
+        outcomes = [_chaos_outcome(sim) for _ in range(12)]
+    # Every request draws a fault, from the seeded generator: the same ones in
+    # the same order on every run. "whole" is the slow fault's late answer.
+    assert outcomes == [
+        "500",
+        "short body",
+        "bad json",
+        "500",
+        "bad json",
+        "500",
+        "500",
+        "short body",
+        "429",
+        "429",
+        "whole",
+        "bad json",
+    ]
 
 
 # -- accounting and lifecycle -------------------------------------------------
