@@ -10,15 +10,17 @@
 # The wait retries the idempotent `crypto-etl migrate` itself rather than
 # probing the port: success then means the server accepts this role's
 # password on this database, which a port probe cannot tell. It retries only
-# on exit code 6 (a warehouse error: not reachable yet, or still starting up),
-# gives up after WAREHOUSE_WAIT_SECONDS (default 120) and stops at once on any
-# other failure, such as a configuration error that no wait will fix.
+# on exit code 6 (a transient warehouse error: not reachable yet, still
+# starting up, a serialization failure), gives up after WAREHOUSE_WAIT_SECONDS
+# (default 120), and stops at once on any other code, with crypto-etl's
+# message: a refused login, unknown database (11), a failing or edited
+# migration (12) or a configuration error (3) is not fixed by waiting.
 set -euo pipefail
 
 # Written once the migrations are applied: the image's HEALTHCHECK looks for it.
 readonly READY_FILE=${ETL_READY_FILE:-/tmp/crypto-etl.ready}
 readonly CRONTAB=/app/scheduler/crontab
-readonly WAREHOUSE_ERROR_EXIT=6
+readonly TRANSIENT_WAREHOUSE_EXIT=6
 readonly POLL_SECONDS=2
 
 migrate_when_warehouse_is_up() {
@@ -32,8 +34,9 @@ migrate_when_warehouse_is_up() {
             echo "$output"
             return 0
         fi
-        if ((status != WAREHOUSE_ERROR_EXIT)); then
-            echo "etl-entrypoint: crypto-etl migrate failed (exit $status):" >&2
+        if ((status != TRANSIENT_WAREHOUSE_EXIT)); then
+            echo "etl-entrypoint: crypto-etl migrate failed (exit $status);" \
+                "not retrying:" >&2
             echo "$output" >&2
             return "$status"
         fi

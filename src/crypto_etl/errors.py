@@ -2,8 +2,11 @@
 
 Every error the library raises on purpose is a ``CryptoEtlError``; the CLI turns
 it into one line on stderr and the class's ``exit_code``. Transient errors are
-the ones worth retrying (the client and the scheduler do); fatal ones need a
-person to change something, and their message says what.
+the ones worth retrying (the client, ``connect()``, the image's entrypoint and
+the scheduler do); fatal and terminal ones need a person to change something,
+and their message says what. A warehouse error nobody sorted is terminal:
+retrying only what is known to pass keeps a broken setting from looking like
+a database that is still starting.
 
     CryptoEtlError
     ├── ConfigError ................. a setting is missing or invalid        (3)
@@ -19,10 +22,18 @@ person to change something, and their message says what.
     │       ├── NotFoundError ....... HTTP 404
     │       ├── ApiRetiredError ..... the v2 "we are deprecating" body
     │       └── BadPayloadError ..... not JSON, or not the {data, timestamp} envelope
-    ├── WarehouseError .............. PostgreSQL refused or failed          (6)
-    │   ├── WarehouseUnavailable .... cannot connect
-    │   └── MigrationError .......... a migration failed or was edited
-    ├── LocalWarehouseError ......... the embedded PostgreSQL cluster       (6)
+    ├── WarehouseError .............. PostgreSQL failed; unsorted is terminal  (11)
+    │   ├── TransientWarehouseError . worth retrying (retries ran out)      (6)
+    │   │   ├── WarehouseUnavailable  cannot connect, timed out, connection lost
+    │   │   │   └── WarehouseNotReady  starting up / shutting down (57P01-57P03)
+    │   │   └── WarehouseConflict ... serialization failure 40001, deadlock 40P01
+    │   ├── TerminalWarehouseError .. retrying will not help               (11)
+    │   │   ├── WarehouseLoginRefused  28P01/28000, unknown role: WAREHOUSE_USER
+    │   │   ├── UnknownDatabase ..... 3D000: check WAREHOUSE_DB
+    │   │   ├── WarehousePermissionDenied  42501: the role lacks a privilege
+    │   │   └── WarehouseSqlError ... any other SQL error (42xxx, data, dbt model)
+    │   └── MigrationError .......... a migration failed or was edited     (12)
+    ├── LocalWarehouseError ......... `crypto-etl warehouse`, initdb, pg_ctl (13)
     ├── DataQualityError ............ a data test failed with error severity (7)
     ├── MetabaseError ............... Metabase provisioning failed           (9)
     │   ├── MetabaseUnavailable ..... not reachable at METABASE_URL
@@ -105,23 +116,61 @@ class BadPayloadError(FatalApiError):
 
 
 class WarehouseError(CryptoEtlError):
-    """PostgreSQL refused or failed an operation."""
+    """PostgreSQL refused or failed an operation (terminal unless sorted)."""
+
+    exit_code = 11
+
+
+class TransientWarehouseError(WarehouseError):
+    """A warehouse failure that may pass: worth running again later."""
 
     exit_code = 6
 
 
-class WarehouseUnavailable(WarehouseError):
-    """The warehouse cannot be reached."""
+class WarehouseUnavailable(TransientWarehouseError):
+    """The warehouse cannot be reached, or the connection to it was lost."""
+
+
+class WarehouseNotReady(WarehouseUnavailable):
+    """The server is starting up or shutting down (SQLSTATE 57P01-57P03)."""
+
+
+class WarehouseConflict(TransientWarehouseError):
+    """A serialization failure or deadlock rolled the transaction back."""
+
+
+class TerminalWarehouseError(WarehouseError):
+    """A warehouse failure that retrying cannot fix."""
+
+    exit_code = 11
+
+
+class WarehouseLoginRefused(TerminalWarehouseError):
+    """The server refused the user or password (28P01/28000, unknown role)."""
+
+
+class UnknownDatabase(TerminalWarehouseError):
+    """The server has no database of the configured name (3D000)."""
+
+
+class WarehousePermissionDenied(TerminalWarehouseError):
+    """The role lacks a privilege the statement needs (42501)."""
+
+
+class WarehouseSqlError(TerminalWarehouseError):
+    """A statement failed (syntax, missing table, bad data, a dbt model...)."""
 
 
 class MigrationError(WarehouseError):
     """A schema migration failed, or an applied one was edited."""
 
+    exit_code = 12
+
 
 class LocalWarehouseError(CryptoEtlError):
     """The embedded PostgreSQL cluster could not be created, started or stopped."""
 
-    exit_code = 6
+    exit_code = 13
 
 
 class DataQualityError(CryptoEtlError):

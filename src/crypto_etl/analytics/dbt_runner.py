@@ -12,7 +12,7 @@ target/ and logs go to a temporary directory; its events go to the
 A run holds the ``transform`` advisory lock, so a second one started meanwhile
 (a slow run overlapping the next cron slot) is skipped. Every run stores one
 ``coincap.dq_results`` row per test and per freshness check, then raises
-``WarehouseError`` if a model or check could not run and ``DataQualityError``
+``WarehouseSqlError`` if a model or check could not run and ``DataQualityError``
 if an error-severity check failed.
 """
 
@@ -40,7 +40,7 @@ from crypto_etl.config import Settings, WarehouseSettings
 from crypto_etl.errors import (
     ConfigError,
     DataQualityError,
-    WarehouseError,
+    WarehouseSqlError,
     WarehouseUnavailable,
 )
 from crypto_etl.analytics.dq import (
@@ -127,7 +127,7 @@ def run_transform(
         ConfigError: the dbt project is not found, or ``select`` matches nothing.
         RunSkipped: another transform holds the lock.
         WarehouseUnavailable: the warehouse cannot be reached.
-        WarehouseError: dbt could not run (e.g. a compile error), a model
+        WarehouseSqlError: dbt could not run (e.g. a compile error), a model
             failed to build or a check could not run; results stored first.
         DataQualityError: an error-severity check failed; results stored first.
     """
@@ -261,7 +261,7 @@ class _Session:
 
         Raises:
             WarehouseUnavailable: dbt could not connect to the warehouse.
-            WarehouseError: dbt raised (it could not run at all), or it
+            WarehouseSqlError: dbt raised (it could not run at all), or it
                 reported failure and ``allow`` is False.
         """
         name = " ".join(word for word in command[:2] if not word.startswith("-"))
@@ -275,11 +275,11 @@ class _Session:
                 f"{_one_line(str(problem)).removeprefix('Database Error: ')}"
             ) from problem
         if problem is not None:
-            raise WarehouseError(
+            raise WarehouseSqlError(
                 f"dbt {name} failed: {_one_line(str(problem))}"
             ) from problem
         if not outcome.success and not allow:
-            raise WarehouseError(f"dbt {name} failed (see the log with -v)")
+            raise WarehouseSqlError(f"dbt {name} failed (see the log with -v)")
         return outcome
 
 
@@ -402,7 +402,7 @@ def _raise_for_problems(result: TransformResult) -> None:
         if r.status == "error"
     )
     if broken:
-        raise WarehouseError(
+        raise WarehouseSqlError(
             f"dbt could not build or run {len(broken)} node(s): "
             + "; ".join(
                 f"{name}: {message}" for name, message in sorted(broken.items())

@@ -3,14 +3,24 @@
 ``WarehouseConnection`` holds one connection for a process (``run all``
 reuses it for every pipeline). ``managed_cursor()`` is one transaction: it
 commits when the block ends normally, rolls back on any exception, and always
-closes the cursor. psycopg2 errors leave this module as ``WarehouseError``
-subclasses whose message says what to check; the password never appears.
+closes the cursor.
+
+psycopg2 errors leave this module through ``classify_error`` only, as the
+``WarehouseError`` subclass that says whether to retry: transient (exit 6:
+cannot connect, starting up, serialization failure, deadlock) or terminal
+(exit 11: login refused, unknown database, permission denied, any other SQL
+error). Each message says what to check; the password never appears.
+``connect()`` waits briefly for a server that is starting up and retries
+nothing else; a transaction that conflicted is rolled back and left to the
+caller (the next scheduled run) to repeat.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -20,7 +30,14 @@ import psycopg2.extensions
 from crypto_etl.config import WarehouseSettings
 from crypto_etl.errors import (
     RunSkipped,
+    TerminalWarehouseError,
+    UnknownDatabase,
+    WarehouseConflict,
     WarehouseError,
+    WarehouseLoginRefused,
+    WarehouseNotReady,
+    WarehousePermissionDenied,
+    WarehouseSqlError,
     WarehouseUnavailable,
 )
 
@@ -55,7 +72,7 @@ class WarehouseConnection:
         """The open connection (opened on first use).
 
         Raises:
-            WarehouseUnavailable: when the server cannot be reached or refuses us.
+            WarehouseError: see ``connect()``.
         """
         if self._conn is None or self._conn.closed:
             self._conn = connect(
@@ -72,8 +89,9 @@ class WarehouseConnection:
         Commits when the block ends, rolls back when it raises, always closes.
 
         Raises:
-            WarehouseError: a database error, rolled back (other exceptions
-                from the block are re-raised unchanged after the rollback).
+            WarehouseError: a database error, rolled back, sorted by
+                ``classify_error`` (other exceptions from the block are
+                re-raised unchanged after the rollback).
         """
         conn = self.connection
         cursor = conn.cursor()
@@ -82,12 +100,9 @@ class WarehouseConnection:
             conn.commit()
         except psycopg2.Error as exc:
             self._rollback()
-            if isinstance(exc, psycopg2.OperationalError) and conn.closed:
-                raise WarehouseUnavailable(
-                    f"lost the connection to {self.settings.describe()}: "
-                    f"{first_line(exc)}"
-                ) from exc
-            raise WarehouseError(f"warehouse error: {first_line(exc)}") from exc
+            raise classify_error(
+                exc, self.settings, connection_lost=bool(conn.closed)
+            ) from exc
         except BaseException:
             self._rollback()
             raise
@@ -135,6 +150,12 @@ class WarehouseConnection:
                 log.debug("rollback failed; the connection is gone", exc_info=True)
 
 
+# How long connect() waits for a server that says it is starting up: long
+# enough for a restart or crash recovery, short enough that a dashboard
+# request or a cron job does not hang on a server that stays down.
+STARTUP_WAIT_SECONDS = 10.0
+
+
 def connect(
     settings: WarehouseSettings,
     *,
@@ -142,8 +163,13 @@ def connect(
     connect_timeout: int = 5,
     options: str = "-c TimeZone=UTC",
     hint: str = "",
+    startup_wait: float = STARTUP_WAIT_SECONDS,
 ) -> psycopg2.extensions.connection:
     """Open one connection to the warehouse.
+
+    A server that is starting up (or shutting down for a restart) is tried
+    again with backoff for up to ``startup_wait`` seconds; every other
+    failure raises at once.
 
     Args:
         settings: host, port, database, user and password.
@@ -151,29 +177,168 @@ def connect(
         connect_timeout: seconds to wait for the server.
         options: server settings for the session (``-c name=value ...``);
             by default UTC, so times leave the server the same everywhere.
-        hint: more to check, appended to the error message.
+        hint: more to check when the login is refused.
+        startup_wait: seconds to keep trying a server that is not ready.
 
     Raises:
-        WarehouseUnavailable: when the server cannot be reached or refuses us.
+        WarehouseUnavailable: the server cannot be reached (transient).
+        WarehouseNotReady: still not ready after ``startup_wait`` (transient).
+        TerminalWarehouseError: the login, database or privilege was refused.
     """
-    try:
-        return psycopg2.connect(
-            host=settings.host,
-            port=settings.port,
-            dbname=settings.dbname,
-            user=settings.user,
-            password=settings.password.reveal(),
-            connect_timeout=connect_timeout,
-            application_name=application_name,
-            options=options,
-        )
-    except psycopg2.OperationalError as exc:
-        raise WarehouseUnavailable(
-            f"cannot connect to the warehouse {settings.describe()}: "
-            f"{first_line(exc)}; check that it is running "
-            f"(`crypto-etl warehouse start` or `make up`){hint} and the "
-            "WAREHOUSE_* settings"
-        ) from exc
+    deadline = time.monotonic() + startup_wait
+    delay = 0.1
+    while True:
+        try:
+            return psycopg2.connect(
+                host=settings.host,
+                port=settings.port,
+                dbname=settings.dbname,
+                user=settings.user,
+                password=settings.password.reveal(),
+                connect_timeout=connect_timeout,
+                application_name=application_name,
+                options=options,
+            )
+        except psycopg2.Error as exc:
+            error = classify_error(exc, settings, connecting=True, hint=hint)
+            if not isinstance(error, WarehouseNotReady):
+                raise error from exc
+            if time.monotonic() + delay > deadline:
+                raise error from exc
+            log.info("%s; trying again in %.1f s", error, delay)
+        time.sleep(delay)  # the server gives no signal when it becomes ready
+        delay = min(delay * 2, 2.0)
+
+
+# Query errors by SQLSTATE; a code not listed is a terminal WarehouseSqlError
+# (class 08, connection exceptions, is WarehouseUnavailable).
+_BY_SQLSTATE: dict[str, type[WarehouseError]] = {
+    "40001": WarehouseConflict,  # serialization_failure
+    "40P01": WarehouseConflict,  # deadlock_detected
+    "57P01": WarehouseNotReady,  # admin_shutdown
+    "57P02": WarehouseNotReady,  # crash_shutdown
+    "57P03": WarehouseNotReady,  # cannot_connect_now
+    "53300": WarehouseUnavailable,  # too_many_connections
+    "28P01": WarehouseLoginRefused,  # invalid_password
+    "28000": WarehouseLoginRefused,  # invalid_authorization_specification
+    "3D000": UnknownDatabase,  # invalid_catalog_name
+    "42501": WarehousePermissionDenied,  # insufficient_privilege
+}
+# A missing schema or table: the database was not migrated.
+_MISSING_RELATION = {"3F000", "42P01"}
+
+# psycopg2 gives a failed connection no SQLSTATE, only libpq's text, which
+# holds the server's message when the server answered. First match wins.
+# The server words these in English unless its lc_messages says otherwise;
+# a refusal (FATAL) not recognised here is terminal, no answer is transient.
+_REFUSALS: list[tuple[re.Pattern[str], type[WarehouseError]]] = [
+    (re.compile(pattern, re.IGNORECASE), kind)
+    for pattern, kind in [
+        (
+            r"the database system is (starting|shutting|not yet|in recov)",
+            WarehouseNotReady,
+        ),
+        (r"too many (clients|connections)|slots are reserved", WarehouseUnavailable),
+        (r"authentication failed|no password supplied", WarehouseLoginRefused),
+        (r"no pg_hba\.conf entry|not permitted to log in", WarehouseLoginRefused),
+        (r'role ".*" does not exist', WarehouseLoginRefused),
+        (r'database ".*" does not exist', UnknownDatabase),
+        (r"permission denied for database", WarehousePermissionDenied),
+        (r"FATAL:", TerminalWarehouseError),
+    ]
+]
+_LIBPQ_PREFIX = re.compile(r"^connection to server (at|on) .*? failed: (FATAL:\s+)?")
+
+# What each error tells the user to check.
+_MESSAGES: dict[type[WarehouseError], str] = {
+    WarehouseUnavailable: (
+        "{lead} the warehouse {where}: {reason}; check that it is running "
+        "(`crypto-etl warehouse start` or `make up`) and the WAREHOUSE_HOST "
+        "and WAREHOUSE_PORT settings"
+    ),
+    WarehouseNotReady: (
+        "the warehouse {where} is starting up or shutting down: {reason}; "
+        "run again once it accepts connections"
+    ),
+    WarehouseConflict: (
+        "the warehouse rolled the transaction back: {reason}; another session "
+        "changed the same rows at the same time, so running it again is safe"
+    ),
+    WarehouseLoginRefused: (
+        "the warehouse {where} refused the login: {reason}; check WAREHOUSE_USER "
+        "and WAREHOUSE_PASSWORD (the dashboard logs in as WAREHOUSE_READER_USER "
+        "with WAREHOUSE_READER_PASSWORD){also}"
+    ),
+    UnknownDatabase: (
+        "the warehouse {where} has no database {dbname!r}: check WAREHOUSE_DB, "
+        "or create the database (`crypto-etl warehouse start` does for the "
+        "local warehouse)"
+    ),
+    WarehousePermissionDenied: (
+        "{reason}: the role {user!r} lacks the privilege; grant it, or check "
+        "WAREHOUSE_USER (the ETL role, not the read-only reader)"
+    ),
+    TerminalWarehouseError: (
+        "the warehouse {where} refused the connection: {reason}; check the "
+        "WAREHOUSE_* settings{also}"
+    ),
+    WarehouseSqlError: "warehouse error: {reason}",
+}
+
+
+def classify_error(
+    exc: psycopg2.Error,
+    settings: WarehouseSettings,
+    *,
+    connecting: bool = False,
+    connection_lost: bool = False,
+    hint: str = "",
+) -> WarehouseError:
+    """Sort a psycopg2 error into the warehouse error that says what to do.
+
+    Args:
+        exc: what psycopg2 raised.
+        settings: the warehouse it happened on (named in the message).
+        connecting: ``exc`` came from ``psycopg2.connect``, which gives no
+            SQLSTATE: sorted by the server's message text.
+        connection_lost: the failure closed the connection.
+        hint: more to check when the login is refused.
+
+    Returns:
+        The error to raise: a ``TransientWarehouseError`` (worth retrying)
+        or a ``TerminalWarehouseError`` (a person must fix something).
+    """
+    kind: type[WarehouseError]
+    if connecting:
+        reason, kind = _connect_failure(exc)
+    elif connection_lost or isinstance(exc, psycopg2.InterfaceError):
+        reason, kind = first_line(exc), WarehouseUnavailable
+    else:
+        reason, code = first_line(exc), exc.pgcode or ""
+        default = WarehouseUnavailable if code.startswith("08") else WarehouseSqlError
+        kind = _BY_SQLSTATE.get(code, default)
+        if code in _MISSING_RELATION:
+            reason += "; run `crypto-etl migrate`"
+    message = _MESSAGES[kind].format(
+        lead="cannot connect to" if connecting else "lost the connection to",
+        where=settings.describe(),
+        reason=reason,
+        dbname=settings.dbname,
+        user=settings.user,
+        also=f"; also check {hint.strip(' ,;')}" if hint.strip(" ,;") else "",
+    )
+    return kind(message)
+
+
+def _connect_failure(exc: psycopg2.Error) -> tuple[str, type[WarehouseError]]:
+    """Return the line of libpq's text that says why, and what it means."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for pattern, kind in _REFUSALS:
+        for line in lines:
+            if pattern.search(line):
+                return _LIBPQ_PREFIX.sub("", line), kind
+    # The server did not answer: refused, timed out, unknown host, reset.
+    return _LIBPQ_PREFIX.sub("", first_line(exc)), WarehouseUnavailable
 
 
 def lock_key(name: str) -> int:

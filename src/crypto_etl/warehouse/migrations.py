@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from crypto_etl.config import ReaderSettings
-from crypto_etl.errors import MigrationError, WarehouseError, WarehouseUnavailable
+from crypto_etl.errors import MigrationError, WarehouseSqlError
 from crypto_etl.warehouse.connection import WarehouseConnection, lock_key
 from crypto_etl.warehouse.roles import ensure_reader_role
 
@@ -56,9 +56,13 @@ def migrate(warehouse: WarehouseConnection) -> list[Migration]:
         The migrations applied now (empty when the schema was up to date).
 
     Raises:
-        MigrationError: when a migration fails or an applied one was edited.
+        MigrationError: when a migration's SQL fails or an applied one was
+            edited (exit 12).
+        WarehouseError: any other warehouse failure, unchanged: cannot
+            connect (transient), login or privilege refused (terminal).
     """
     pending: list[Migration] = []
+    step = "reading coincap.schema_migrations"
     try:
         with warehouse.managed_cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("migrate"),))
@@ -80,6 +84,7 @@ def migrate(warehouse: WarehouseConnection) -> list[Migration]:
                         "edited after it was applied; add a new migration instead"
                     )
             for migration in pending:
+                step = f"migration {migration.version:04d}_{migration.name}"
                 log.info(
                     "applying migration %04d_%s", migration.version, migration.name
                 )
@@ -89,10 +94,11 @@ def migrate(warehouse: WarehouseConnection) -> list[Migration]:
                     " VALUES (%s, %s, %s)",
                     (migration.version, migration.name, migration.checksum),
                 )
-    except WarehouseError as exc:
-        if isinstance(exc, (MigrationError, WarehouseUnavailable)):
-            raise
-        raise MigrationError(f"migration failed, nothing was applied: {exc}") from exc
+    except WarehouseSqlError as exc:
+        raise MigrationError(
+            f"{step} failed, nothing was applied: {exc}; fix the SQL (or the "
+            "schema it expects) and run `crypto-etl migrate` again"
+        ) from exc
     return pending
 
 
