@@ -64,10 +64,10 @@ def test_migrate_on_an_empty_database_applies_everything(
     assert second.out == "the schema is up to date\n"
 
 
-def test_an_edited_migration_is_refused(cli, db):
+def test_an_edited_migration_is_refused_with_exit_code_12(cli, db):
     query(db, "UPDATE coincap.schema_migrations SET checksum = 'x' WHERE version = 1")
     result = cli("migrate")
-    assert result.code == 6
+    assert result.code == 12
     assert result.err == (
         "error: migration 1_core was edited after it was applied; "
         "add a new migration instead\n"

@@ -26,9 +26,14 @@ import yaml
 
 from crypto_etl.cli import build_parser
 from crypto_etl.config import read_env_file
-from crypto_etl.errors import ConfigError, RunSkipped, WarehouseUnavailable
+from crypto_etl.errors import (
+    ConfigError,
+    RunSkipped,
+    TransientWarehouseError,
+    WarehouseLoginRefused,
+)
 
-from conftest import skip_or_fail
+from conftest import free_port, skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -476,21 +481,20 @@ def _entrypoint_env(bin_dir: Path, tmp_path: Path, **extra: str) -> dict[str, st
     }
 
 
-def test_entrypoint_script_retries_on_the_warehouse_error_code() -> None:
-    assert f"WAREHOUSE_ERROR_EXIT={WarehouseUnavailable.exit_code}" in (
+def test_entrypoint_script_retries_only_the_transient_warehouse_code() -> None:
+    assert f"TRANSIENT_WAREHOUSE_EXIT={TransientWarehouseError.exit_code}" in (
         ENTRYPOINT.read_text()
     )
 
 
-def test_entrypoint_gives_up_on_an_unreachable_warehouse_at_the_deadline(
+def test_entrypoint_retries_an_unreachable_warehouse_until_the_deadline(
     tmp_path: Path,
 ) -> None:
-    closed_port = "1"  # nothing listens on port 1 of 127.0.0.1
     env = _entrypoint_env(
         tmp_path,
         tmp_path,
         WAREHOUSE_HOST="127.0.0.1",
-        WAREHOUSE_PORT=closed_port,
+        WAREHOUSE_PORT=str(free_port()),  # nothing listens there
         WAREHOUSE_DB="crypto",
         WAREHOUSE_USER="etl",
         WAREHOUSE_PASSWORD="not-used",
@@ -501,8 +505,9 @@ def test_entrypoint_gives_up_on_an_unreachable_warehouse_at_the_deadline(
         ["bash", str(ENTRYPOINT)], env=env, capture_output=True, text=True
     )
     elapsed = time.monotonic() - started
-    assert result.returncode == WarehouseUnavailable.exit_code
+    assert result.returncode == TransientWarehouseError.exit_code == 6
     assert "warehouse not ready after 3s" in result.stderr
+    assert "error: cannot connect to the warehouse etl@127.0.0.1:" in result.stderr
     # bash's SECONDS counts whole seconds, so the deadline may come ~1 s early.
     assert 2 <= elapsed < 30
     assert not (tmp_path / "ready").exists()
@@ -517,6 +522,36 @@ def test_entrypoint_stops_at_once_on_a_configuration_error(tmp_path: Path) -> No
     assert result.returncode == ConfigError.exit_code
     assert "missing settings" in result.stderr
     assert time.monotonic() - started < 30
+
+
+def test_entrypoint_stops_at_once_on_a_refused_login(db: Any, tmp_path: Path) -> None:
+    wait_seconds = 60
+    env = _entrypoint_env(
+        tmp_path,
+        tmp_path,
+        WAREHOUSE_HOST=db.host,
+        WAREHOUSE_PORT=str(db.port),
+        WAREHOUSE_DB=db.dbname,
+        WAREHOUSE_USER=db.user,
+        WAREHOUSE_PASSWORD="wrong-password-5521",
+        WAREHOUSE_WAIT_SECONDS=str(wait_seconds),
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        ["bash", str(ENTRYPOINT)], env=env, capture_output=True, text=True
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == WarehouseLoginRefused.exit_code == 11
+    assert result.stderr.splitlines()[0] == (
+        "etl-entrypoint: crypto-etl migrate failed (exit 11); not retrying:"
+    )
+    assert "refused the login" in result.stderr
+    assert "check WAREHOUSE_USER and WAREHOUSE_PASSWORD" in result.stderr
+    assert "wrong-password-5521" not in result.stderr
+    assert "not ready after" not in result.stderr
+    # One attempt, not a wait for the deadline (a retry loop would take 60 s).
+    assert elapsed < wait_seconds / 2
+    assert not (tmp_path / "ready").exists()
 
 
 def test_entrypoint_migrates_then_hands_over_to_supercronic(

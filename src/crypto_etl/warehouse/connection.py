@@ -66,20 +66,31 @@ class WarehouseConnection:
         self._application_name = application_name
         self._connect_timeout = connect_timeout
         self._conn: psycopg2.extensions.connection | None = None
+        self._refused: TerminalWarehouseError | None = None
 
     @property
     def connection(self) -> psycopg2.extensions.connection:
-        """The open connection (opened on first use).
+        """The open connection (opened on first use, again after a loss).
+
+        Once the server has refused these settings (login, database), later
+        uses raise the same error without asking it again: nothing retries
+        a terminal error, and a server is not pestered with a bad password.
 
         Raises:
             WarehouseError: see ``connect()``.
         """
+        if self._refused is not None:
+            raise self._refused
         if self._conn is None or self._conn.closed:
-            self._conn = connect(
-                self.settings,
-                application_name=self._application_name,
-                connect_timeout=self._connect_timeout,
-            )
+            try:
+                self._conn = connect(
+                    self.settings,
+                    application_name=self._application_name,
+                    connect_timeout=self._connect_timeout,
+                )
+            except TerminalWarehouseError as exc:
+                self._refused = exc
+                raise
         return self._conn
 
     @contextmanager
@@ -266,8 +277,7 @@ _MESSAGES: dict[type[WarehouseError], str] = {
     ),
     WarehouseLoginRefused: (
         "the warehouse {where} refused the login: {reason}; check WAREHOUSE_USER "
-        "and WAREHOUSE_PASSWORD (the dashboard logs in as WAREHOUSE_READER_USER "
-        "with WAREHOUSE_READER_PASSWORD){also}"
+        "and WAREHOUSE_PASSWORD (WAREHOUSE_READER_* for the dashboard){also}"
     ),
     UnknownDatabase: (
         "the warehouse {where} has no database {dbname!r}: check WAREHOUSE_DB, "
