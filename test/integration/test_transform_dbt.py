@@ -417,7 +417,7 @@ def test_a_selection_that_matches_nothing_is_a_config_error(fixed):
         run_transform(fixed, select="no_such_model")
 
 
-def test_a_model_that_fails_to_build_raises_after_storing_the_results(fixed, db):
+def test_a_model_that_fails_to_build_is_terminal_after_storing_the_results(fixed, db):
     run_transform(fixed)
     # An incremental model whose insert the database refuses.
     query(
@@ -428,8 +428,11 @@ def test_a_model_that_fails_to_build_raises_after_storing_the_results(fixed, db)
         " FOR EACH ROW EXECUTE FUNCTION analytics.refuse()",
     )
 
-    with pytest.raises(WarehouseError, match="exchanges_current: .*insert refused"):
+    with pytest.raises(
+        WarehouseError, match="exchanges_current: .*insert refused"
+    ) as e:
         run_transform(fixed)
+    assert e.value.exit_code == 11  # a SQL error: waiting will not fix it
 
     statuses = dict(
         query(
