@@ -13,7 +13,7 @@ import dataclasses
 import socket
 import struct
 import threading
-from contextlib import closing
+from contextlib import closing, contextmanager
 from typing import Iterator
 
 import pytest
@@ -57,74 +57,83 @@ def test_the_exit_codes_split_transient_from_terminal_warehouse_errors():
     assert LocalWarehouseError.exit_code == 13
 
 
-def test_a_wrong_password_exits_11_naming_the_settings_not_the_password(
-    cli, monkeypatch
+@pytest.mark.parametrize(
+    ("setting", "value", "code", "says"),
+    [
+        (
+            "WAREHOUSE_PASSWORD",
+            "wrong-password-7734",
+            11,
+            'refused the login: password authentication failed for user "etl_test"; '
+            "check WAREHOUSE_USER and WAREHOUSE_PASSWORD",
+        ),
+        # The server does not tell an unknown user from a wrong password.
+        (
+            "WAREHOUSE_USER",
+            "nobody_here",
+            11,
+            'failed for user "nobody_here"; check WAREHOUSE_USER',
+        ),
+        (
+            "WAREHOUSE_DB",
+            "no_such_db",
+            11,
+            "has no database 'no_such_db': check WAREHOUSE_DB",
+        ),
+        (
+            "WAREHOUSE_PORT",
+            "free",
+            6,
+            "Connection refused; check that it is running (`crypto-etl warehouse",
+        ),
+    ],
+    ids=["wrong-password", "unknown-user", "unknown-database", "unreachable"],
+)
+def test_a_failed_connection_is_one_line_with_its_exit_code_and_what_to_check(
+    cli, monkeypatch, setting, value, code, says
 ):
-    monkeypatch.setenv("WAREHOUSE_PASSWORD", "wrong-password-7734")
+    monkeypatch.setenv(setting, str(free_port()) if value == "free" else value)
     result = cli("migrate")
-    assert result.code == 11
+    assert result.code == code
     err = _one_line(result.err)
-    assert err.startswith("error: the warehouse etl_test@127.0.0.1:")
-    assert (
-        'refused the login: password authentication failed for user "etl_test"; '
-        "check WAREHOUSE_USER and WAREHOUSE_PASSWORD"
-    ) in err
+    assert err.startswith(("error: the warehouse ", "error: cannot connect to the"))
+    assert says in err
     assert "wrong-password-7734" not in err and TEST_PASSWORD not in err
 
 
-def test_an_unknown_user_exits_11(cli, monkeypatch):
-    monkeypatch.setenv("WAREHOUSE_USER", "nobody_here")
-    result = cli("migrate")
-    assert result.code == 11
-    err = _one_line(result.err)
-    # The server does not tell a missing role from a wrong password.
-    assert 'failed for user "nobody_here"; check WAREHOUSE_USER' in err
-    assert TEST_PASSWORD not in err
-
-
-def test_an_unreachable_server_exits_6_saying_to_start_it(cli, monkeypatch):
-    monkeypatch.setenv("WAREHOUSE_PORT", str(free_port()))
-    result = cli("migrate")
-    assert result.code == 6
-    err = _one_line(result.err)
-    assert err.startswith("error: cannot connect to the warehouse etl_test@")
-    assert "Connection refused" in err and "crypto-etl warehouse start" in err
-
-
-def test_an_unknown_database_exits_11_saying_to_check_warehouse_db(cli, monkeypatch):
-    monkeypatch.setenv("WAREHOUSE_DB", "no_such_db")
-    result = cli("status")
-    assert result.code == 11
-    err = _one_line(result.err)
-    assert "has no database 'no_such_db': check WAREHOUSE_DB" in err
+@contextmanager
+def _made(port: int, create: str, drop: str) -> Iterator[None]:
+    """Create a database or role for the block (as the admin), then drop it."""
+    with closing(admin_connection(port)) as conn, conn.cursor() as cur:
+        cur.execute(create)
+        try:
+            yield
+        finally:
+            cur.execute(drop)
 
 
 def test_an_unmigrated_database_exits_11_saying_to_migrate(
     cli, env, pg_server, monkeypatch
 ):
-    empty = env["WAREHOUSE_DB"] + "_bare"
-    with closing(admin_connection(pg_server[1])) as conn, conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{empty}"')
-        monkeypatch.setenv("WAREHOUSE_DB", empty)
-        try:
-            result = cli("status")
-        finally:
-            cur.execute(f'DROP DATABASE "{empty}" WITH (FORCE)')
+    bare = env["WAREHOUSE_DB"] + "_bare"
+    monkeypatch.setenv("WAREHOUSE_DB", bare)
+    with _made(
+        pg_server[1],
+        f'CREATE DATABASE "{bare}"',
+        f'DROP DATABASE "{bare}" WITH (FORCE)',
+    ):
+        result = cli("status")
     assert result.code == 11
-    err = _one_line(result.err)
-    assert "does not exist; run `crypto-etl migrate`" in err
+    assert "does not exist; run `crypto-etl migrate`" in _one_line(result.err)
 
 
 def test_a_role_without_privileges_exits_11_saying_which_role(cli, db, monkeypatch):
     role = f"bare_{db.dbname}"
-    with closing(admin_connection(db.port)) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'bare-pw-1'")
-        monkeypatch.setenv("WAREHOUSE_USER", role)
-        monkeypatch.setenv("WAREHOUSE_PASSWORD", "bare-pw-1")
-        try:
-            result = cli("status")
-        finally:
-            cur.execute(f'DROP ROLE "{role}"')
+    monkeypatch.setenv("WAREHOUSE_USER", role)
+    monkeypatch.setenv("WAREHOUSE_PASSWORD", "bare-pw-1")
+    create = f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'bare-pw-1'"
+    with _made(db.port, create, f'DROP ROLE "{role}"'):
+        result = cli("status")
     assert result.code == 11
     err = _one_line(result.err)
     assert "permission denied for schema coincap" in err

@@ -524,21 +524,19 @@ def test_entrypoint_stops_at_once_on_a_configuration_error(tmp_path: Path) -> No
     assert time.monotonic() - started < 30
 
 
-def test_entrypoint_stops_at_once_on_a_refused_login(db: Any, tmp_path: Path) -> None:
+def test_entrypoint_stops_at_once_on_a_refused_login(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     wait_seconds = 60
-    env = _entrypoint_env(
-        tmp_path,
-        tmp_path,
-        WAREHOUSE_HOST=db.host,
-        WAREHOUSE_PORT=str(db.port),
-        WAREHOUSE_DB=db.dbname,
-        WAREHOUSE_USER=db.user,
-        WAREHOUSE_PASSWORD="wrong-password-5521",
-        WAREHOUSE_WAIT_SECONDS=str(wait_seconds),
-    )
+    settings = {**env, "WAREHOUSE_PASSWORD": "wrong-password-5521"}
     started = time.monotonic()
     result = subprocess.run(
-        ["bash", str(ENTRYPOINT)], env=env, capture_output=True, text=True
+        ["bash", str(ENTRYPOINT)],
+        env=_entrypoint_env(
+            tmp_path, tmp_path, **settings, WAREHOUSE_WAIT_SECONDS=str(wait_seconds)
+        ),
+        capture_output=True,
+        text=True,
     )
     elapsed = time.monotonic() - started
     assert result.returncode == WarehouseLoginRefused.exit_code == 11
