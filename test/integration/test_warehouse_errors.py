@@ -57,43 +57,53 @@ def test_the_exit_codes_split_transient_from_terminal_warehouse_errors():
     assert LocalWarehouseError.exit_code == 13
 
 
+WRONG_LOGIN = (
+    'refused the login: password authentication failed for user "etl_test"; '
+    "check WAREHOUSE_USER and WAREHOUSE_PASSWORD"
+)
+
+
 @pytest.mark.parametrize(
-    ("setting", "value", "code", "says"),
+    ("command", "setting", "value", "code", "says"),
     [
-        (
-            "WAREHOUSE_PASSWORD",
-            "wrong-password-7734",
-            11,
-            'refused the login: password authentication failed for user "etl_test"; '
-            "check WAREHOUSE_USER and WAREHOUSE_PASSWORD",
-        ),
+        ("migrate", "WAREHOUSE_PASSWORD", "wrong-password-7734", 11, WRONG_LOGIN),
+        ("run exchanges", "WAREHOUSE_PASSWORD", "wrong-password-7734", 11, WRONG_LOGIN),
         # The server does not tell an unknown user from a wrong password.
         (
+            "migrate",
             "WAREHOUSE_USER",
             "nobody_here",
             11,
             'failed for user "nobody_here"; check WAREHOUSE_USER',
         ),
         (
+            "status",
             "WAREHOUSE_DB",
             "no_such_db",
             11,
             "has no database 'no_such_db': check WAREHOUSE_DB",
         ),
         (
+            "migrate",
             "WAREHOUSE_PORT",
             "free",
             6,
             "Connection refused; check that it is running (`crypto-etl warehouse",
         ),
     ],
-    ids=["wrong-password", "unknown-user", "unknown-database", "unreachable"],
+    ids=[
+        "migrate-wrong-password",
+        "run-wrong-password",
+        "unknown-user",
+        "unknown-database",
+        "unreachable",
+    ],
 )
 def test_a_failed_connection_is_one_line_with_its_exit_code_and_what_to_check(
-    cli, monkeypatch, setting, value, code, says
+    cli, monkeypatch, command, setting, value, code, says
 ):
     monkeypatch.setenv(setting, str(free_port()) if value == "free" else value)
-    result = cli("migrate")
+    result = cli(*command.split())
     assert result.code == code
     err = _one_line(result.err)
     assert err.startswith(("error: the warehouse ", "error: cannot connect to the"))
