@@ -349,11 +349,11 @@ def test_history_without_range_ends_at_the_simulator_clock(
     assert sim.clock_ms - 60_000 <= points[-1]["time"] < sim.clock_ms
 
 
-def test_history_window_of_2000_points_is_served_quickly(
+def test_history_window_of_2000_points_is_served_whole(
     sim: CoinCapSimulator, http: requests.Session
 ) -> None:
+    # How fast it is served is measured by `make bench`, not here.
     start = 1_500_000_000_000 - 1_500_000_000_000 % DAY_MS
-    began = time.perf_counter()
     response = get(
         http,
         sim,
@@ -362,9 +362,7 @@ def test_history_window_of_2000_points_is_served_quickly(
         start=start,
         end=start + 2000 * DAY_MS,
     )
-    elapsed = time.perf_counter() - began
     assert len(response.json()["data"]) == 2000
-    assert elapsed < 0.5  # ~10 ms here; a wide margin against a busy machine
 
 
 # -- the market moves ----------------------------------------------------------
@@ -496,7 +494,7 @@ def test_bad_json_is_valid_http_with_half_a_document(
 def test_delay_next_slows_one_answer_without_blocking_others(
     sim: CoinCapSimulator, http: requests.Session
 ) -> None:
-    sim.delay_next(0.6, path="/rates")
+    sim.delay_next(3.0, path="/rates")
     slow: list[float] = []
 
     def fetch_slow() -> None:
@@ -506,11 +504,11 @@ def test_delay_next_slows_one_answer_without_blocking_others(
 
     worker = threading.Thread(target=fetch_slow)
     worker.start()
-    began = time.perf_counter()
     assert get(http, sim, "/exchanges").status_code == 200
-    fast = time.perf_counter() - began
+    # The other answer came while the delayed one is still held back.
+    assert worker.is_alive()
     worker.join()
-    assert slow[0] >= 0.6 > fast
+    assert slow[0] >= 3.0
 
 
 def _chaos_outcome(sim: CoinCapSimulator) -> str:
