@@ -25,10 +25,19 @@ from crypto_etl.pipelines.backfill import (
     make_plan,
     request_windows,
     run_backfill,
+    to_ms,
 )
 from crypto_etl.config import Settings, load_settings
 from crypto_etl.analytics.dq import DqResult, latest_dq_results
-from crypto_etl.errors import CryptoEtlError, Interrupted, RunSkipped
+from crypto_etl.errors import (
+    BudgetExceeded,
+    ConfigError,
+    CryptoEtlError,
+    Interrupted,
+    RunSkipped,
+)
+from crypto_etl.pipelines.cost import Budget, backfill_cost, backfill_scope, guard
+from crypto_etl.pipelines.schedule import build_schedule, project
 from crypto_etl.pipelines.snapshot import run_many, run_snapshot
 from crypto_etl.pipelines.catalog import PIPELINES
 from crypto_etl.warehouse.status import credit_usage, read_status
@@ -60,21 +69,43 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    budget = Budget(settings.monthly_credits, ignore=args.ignore_budget)
     with (
         CoinCapClient.from_settings(settings) as client,
         WarehouseConnection(settings.warehouse) as warehouse,
     ):
-        if args.pipeline == "all":
-            runs = run_many(PIPELINES.values(), client, warehouse)
+        pipelines = [PIPELINES[name] for name in args.pipeline]
+        if len(pipelines) == 1:
+            # Its own error and exit code, not `run all`'s partial failure.
+            only = run_snapshot(
+                pipelines[0], client, warehouse, scope=settings.scope, budget=budget
+            )
+            runs = [only]
         else:
-            runs = [run_snapshot(PIPELINES[args.pipeline], client, warehouse)]
+            runs = run_many(
+                pipelines, client, warehouse, scope=settings.scope, budget=budget
+            )
     for run in runs:
         print(
             f"{run.pipeline}: fetched {run.rows_fetched}, inserted "
             f"{run.rows_inserted}, rejected {run.rows_rejected} "
-            f"({run.spent.calls} calls, {run.spent.bytes} bytes)"
+            f"({run.spent.calls} calls, {run.spent.bytes} bytes, "
+            f"{run.spent.credits} credits)"
         )
     return 0
+
+
+def _pipelines(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if names == ["all"]:
+        return list(PIPELINES)
+    unknown = [name for name in names if name not in PIPELINES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected all or a comma list of {', '.join(PIPELINES)}"
+            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+        )
+    return list(dict.fromkeys(names))
 
 
 def _csv(text: str) -> list[str]:
@@ -100,26 +131,49 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         CoinCapClient.from_settings(settings) as client,
         WarehouseConnection(settings.warehouse) as warehouse,
     ):
+        end = args.end or datetime.now(timezone.utc)
+        scope = backfill_scope(args.asset, args.top, args.interval)
+        try:
+            cost = backfill_cost(
+                warehouse,
+                assets=args.asset,
+                top=args.top,
+                interval=args.interval,
+                start_ms=to_ms(args.start),
+                end_ms=to_ms(end),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"backfill: {exc}") from exc
+        if not args.dry_run:
+            budget = Budget(settings.monthly_credits, ignore=args.ignore_budget)
+            guard(warehouse, budget, "backfill", cost, scope)
         windows = request_windows(
             client,
             assets=args.asset,
             top=args.top,
             interval=args.interval,
             start=args.start,
-            end=args.end or datetime.now(timezone.utc),
+            end=end,
         )
         if args.dry_run:
             plan = make_plan(warehouse, windows)
+            left = (
+                settings.monthly_credits
+                - credit_usage(warehouse, settings.monthly_credits).month
+            )
             for w in plan.todo:
                 print(f"GET {w.path}?{urlencode(w.params)}")
             print(
                 f"{len(plan.todo)} calls, about {plan.estimated_credits} credits "
-                f"({plan.done} windows already loaded)"
+                f"({plan.done} windows already loaded); {left} of the "
+                f"{settings.monthly_credits} monthly credits are left"
             )
             return 0
         progress = logs.Progress("window")
         try:
-            run = run_backfill(client, warehouse, windows, on_progress=progress.advance)
+            run = run_backfill(
+                client, warehouse, windows, on_progress=progress.advance, scope=scope
+            )
         finally:
             progress.close()
     print(
@@ -146,6 +200,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         statuses = read_status(warehouse)
         credits = credit_usage(warehouse, settings.monthly_credits)
         checks = latest_dq_results(warehouse)
+        projection = _projection(warehouse, settings, credits.month)
     header = f"{'pipeline':<10} {'last run':<17} {'status':<9} {'fetched':>8} "
     print(
         header
@@ -164,9 +219,45 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"credits: {credits.today} today, {credits.month} this month "
         f"of a {credits.budget} monthly budget (COINCAP_MONTHLY_CREDITS)"
     )
+    print(projection)
     if credits.warning:
         print(f"warning: {credits.warning}", file=sys.stderr)
     _print_checks(checks)
+    return 0
+
+
+def _projection(warehouse: WarehouseConnection, settings: Settings, spent: int) -> str:
+    path = settings.crontab
+    if path.is_file():
+        text, source = path.read_text(encoding="utf-8"), f"the schedule in {path}"
+    else:
+        schedule = build_schedule(warehouse, settings.scope, settings.monthly_credits)
+        text = schedule.render()
+        source = f"the schedule `crypto-etl schedule` writes ({path} not found)"
+    try:
+        found = project(
+            warehouse,
+            text,
+            source,
+            settings.scope,
+            settings.monthly_credits,
+            spent,
+            datetime.now(timezone.utc),
+        )
+    except ValueError as exc:
+        return f"projection: cannot read {source}: {exc} (CRYPTO_ETL_CRONTAB)"
+    return found.describe()
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    budget = args.monthly_credits or settings.monthly_credits
+    if args.estimate:
+        schedule = build_schedule(None, settings.scope, budget)
+    else:
+        with WarehouseConnection(settings.warehouse) as warehouse:
+            schedule = build_schedule(warehouse, settings.scope, budget)
+    sys.stdout.write(schedule.render())
     return 0
 
 
@@ -289,6 +380,20 @@ def cmd_provision_metabase(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ignore_budget(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ignore-budget",
+        action="store_true",
+        help="run even if it passes COINCAP_MONTHLY_CREDITS this month (once)",
+    )
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``crypto-etl`` argument parser (every command has help)."""
     parser = argparse.ArgumentParser(
@@ -315,8 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     command("migrate", cmd_migrate, "create or upgrade the warehouse schema")
-    p = command("run", cmd_run, "run a pipeline once (or all of them)")
-    p.add_argument("pipeline", choices=[*PIPELINES, "all"], help="what to load")
+    p = command("run", cmd_run, "run pipelines once (a comma list, or all)")
+    p.add_argument(
+        "pipeline",
+        type=_pipelines,
+        metavar="PIPELINES",
+        help=f"all, or a comma list of {', '.join(PIPELINES)}",
+    )
+    _ignore_budget(p)
     p = command("backfill", cmd_backfill, "load price history, resumably")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--asset", type=_csv, help="asset ids, comma-separated")
@@ -330,6 +441,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="print the calls and estimated credits; fetch nothing",
+    )
+    _ignore_budget(p)
+    p = command(
+        "schedule",
+        cmd_schedule,
+        "print a crontab whose cadences fit the monthly credit budget",
+    )
+    p.add_argument(
+        "--monthly-credits",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="the budget to fit (default: COINCAP_MONTHLY_CREDITS)",
+    )
+    p.add_argument(
+        "--estimate",
+        action="store_true",
+        help="price from the request plans only (no warehouse, no measured runs)",
     )
     command(
         "status", cmd_status, "show the last run of each pipeline and data freshness"
@@ -442,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _signals_stop_cleanly():
             code: int = args.func(args)
-    except RunSkipped as exc:
+    except (RunSkipped, BudgetExceeded) as exc:
         print(f"skipped: {exc}", file=sys.stderr)
         return exc.exit_code
     except CryptoEtlError as exc:

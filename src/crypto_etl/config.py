@@ -24,6 +24,10 @@ from crypto_etl.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://rest.coincap.io/v3"
 DEFAULT_ENV_FILE = Path("env")
+DEFAULT_CRONTAB = Path("scheduler/crontab")
+# The free plan as most often reported; set your own plan's figure.
+DEFAULT_MONTHLY_CREDITS = 4000
+MAX_PAGE_ROWS = 2000
 ENV_FILE_VARIABLE = "CRYPTO_ETL_ENV_FILE"
 KEY_SIGNUP_URL = "https://pro.coincap.io/dashboard"
 
@@ -104,6 +108,33 @@ METABASE_GROUP = (
 
 
 @dataclass(frozen=True)
+class FetchScope:
+    """What the snapshot pipelines ask CoinCap for (exchanges and rates: all).
+
+    ``assets_top``: the N highest-ranked assets, None for every asset.
+    ``markets_filter``: the ``/markets`` filter (``exchangeId`` or ``baseId``)
+    applied once per id of ``markets_ids``; None for the full market list.
+    ``markets_limit``: rows per request (one page), None for every page.
+    The defaults fetch everything; ``load_settings`` applies the cheap ones.
+    """
+
+    assets_top: int | None = None
+    markets_filter: str | None = None
+    markets_ids: tuple[str, ...] = ()
+    markets_limit: int | None = None
+
+
+# COINCAP_MARKETS prefixes and the /markets filter each one sends.
+MARKET_FILTERS = {"exchange": "exchangeId", "asset": "baseId"}
+DEFAULT_SCOPE = FetchScope(
+    assets_top=100,
+    markets_filter="baseId",
+    markets_ids=("bitcoin", "ethereum"),
+    markets_limit=100,
+)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting the project reads; build it with ``load_settings``.
 
@@ -117,7 +148,9 @@ class Settings:
     reader: ReaderSettings | None = None
     metabase: MetabaseSettings | None = None
     calls_per_minute: float = 600.0
-    monthly_credits: int = 2500
+    monthly_credits: int = DEFAULT_MONTHLY_CREDITS
+    scope: FetchScope = DEFAULT_SCOPE
+    crontab: Path = DEFAULT_CRONTAB
     sources: tuple[str, ...] = ()
 
     def require_reader(self, needed_by: str) -> ReaderSettings:
@@ -263,7 +296,9 @@ def load_settings(
         reader=_reader(_group(get, READER_GROUP, "the read-only login", sources)),
         metabase=_metabase(_group(get, METABASE_GROUP, "Metabase", sources)),
         calls_per_minute=number("COINCAP_CALLS_PER_MINUTE", 600.0),
-        monthly_credits=int(number("COINCAP_MONTHLY_CREDITS", 2500)),
+        monthly_credits=int(number("COINCAP_MONTHLY_CREDITS", DEFAULT_MONTHLY_CREDITS)),
+        scope=_scope(get),
+        crontab=Path(get("CRYPTO_ETL_CRONTAB") or DEFAULT_CRONTAB),
         sources=sources,
     )
 
@@ -340,6 +375,44 @@ def _needs(names: Sequence[str], sources: tuple[str, ...]) -> str:
 
 def _and(names: Sequence[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+
+
+
+
+def _scope(get: Callable[[str], str | None]) -> FetchScope:
+    """Read COINCAP_ASSETS_TOP, COINCAP_MARKETS and COINCAP_MARKETS_LIMIT."""
+    top = _count(get, "COINCAP_ASSETS_TOP", DEFAULT_SCOPE.assets_top, "all")
+    limit = _count(get, "COINCAP_MARKETS_LIMIT", DEFAULT_SCOPE.markets_limit, "none")
+    markets = get("COINCAP_MARKETS")
+    if markets is None:
+        return replace(DEFAULT_SCOPE, assets_top=top, markets_limit=limit)
+    if markets == "all":
+        return FetchScope(top, None, (), limit)
+    kind, _, listed = markets.partition(":")
+    ids = tuple(dict.fromkeys(i.strip() for i in listed.split(",") if i.strip()))
+    if kind not in MARKET_FILTERS or not ids:
+        raise ConfigError(
+            "COINCAP_MARKETS must be all, exchange:ID[,ID...] or asset:ID[,ID...], "
+            f"got {markets!r}"
+        )
+    return FetchScope(top, MARKET_FILTERS[kind], ids, limit)
+
+
+def _count(
+    get: Callable[[str], str | None], name: str, default: int | None, every: str
+) -> int | None:
+    """A row count from 1 to 2000, or ``every`` (None: no limit)."""
+    text = get(name)
+    if text is None:
+        return default
+    if text.lower() == every:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_ROWS:
+        raise ConfigError(
+            f"{name} must be a number from 1 to {MAX_PAGE_ROWS} or {every!r}, "
+            f"got {text!r}"
+        )
+    return int(text)
 
 
 def _places(sources: tuple[str, ...]) -> str:

@@ -17,7 +17,8 @@ a database that is still starting.
     │   │   ├── RateLimitedError .... HTTP 429
     │   │   └── ServerError ......... HTTP 5xx
     │   └── FatalApiError ........... retrying will not help
-    │       ├── AuthError ........... HTTP 401/403: check COINCAP_API_KEY
+    │       ├── AuthError ........... HTTP 401: check COINCAP_API_KEY
+    │       ├── CreditsExhausted .... HTTP 403 or a credit-429: out of credits  (14)
     │       ├── BadRequestError ..... HTTP 400
     │       ├── NotFoundError ....... HTTP 404
     │       ├── ApiRetiredError ..... the v2 "we are deprecating" body
@@ -39,7 +40,8 @@ a database that is still starting.
     │   ├── MetabaseUnavailable ..... not reachable at METABASE_URL
     │   └── MetabaseAuthError ....... admin email/password refused
     ├── PartialFailure .............. some pipelines of a batch failed      (8)
-    └── RunSkipped .................. another run of the pipeline holds the lock (10)
+    ├── RunSkipped .................. another run of the pipeline holds the lock (10)
+    └── BudgetExceeded .............. the run would pass the monthly credit budget (15)
 """
 
 from __future__ import annotations
@@ -96,7 +98,16 @@ class FatalApiError(ApiError):
 
 
 class AuthError(FatalApiError):
-    """CoinCap refused the API key (HTTP 401/403)."""
+    """CoinCap refused the API key (HTTP 401)."""
+
+
+class CreditsExhausted(FatalApiError):
+    """CoinCap says the key's credits are used up (HTTP 403, or a 429 about credits).
+
+    Never retried: every retry would spend what is left.
+    """
+
+    exit_code = 14
 
 
 class BadRequestError(FatalApiError):
@@ -203,6 +214,12 @@ class RunSkipped(CryptoEtlError):
     """Another run of the same pipeline is in progress, so this one did nothing."""
 
     exit_code = 10
+
+
+class BudgetExceeded(CryptoEtlError):
+    """The run would pass COINCAP_MONTHLY_CREDITS, so it made no API call."""
+
+    exit_code = 15
 
 
 class Interrupted(KeyboardInterrupt):

@@ -12,6 +12,7 @@ from typing import Any
 from crypto_etl.coincap.client import CoinCapClient
 from crypto_etl.config import Settings, load_settings
 from crypto_etl.pipelines.catalog import EXCHANGES
+from crypto_etl.pipelines.cost import Budget
 from crypto_etl.pipelines.snapshot import fetch, run_snapshot
 from crypto_etl.records.parse import get_utc_from_unix_time
 from crypto_etl.records.rows import RunRecord
@@ -53,4 +54,5 @@ def run(settings: Settings | None = None) -> RunRecord:
         CoinCapClient.from_settings(settings) as client,
         WarehouseConnection(settings.warehouse) as warehouse,
     ):
-        return run_snapshot(EXCHANGES, client, warehouse)
+        budget = Budget(settings.monthly_credits)
+        return run_snapshot(EXCHANGES, client, warehouse, budget=budget)

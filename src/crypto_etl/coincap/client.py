@@ -2,10 +2,12 @@
 
 One ``CoinCapClient`` per process: it sends the key as a Bearer header, times
 out every request, pages list routes until a short page, retries transient
-failures (timeouts, dropped or truncated responses, 429, 5xx) with
+failures (timeouts, dropped or truncated responses, a plain 429, 5xx) with
 exponential backoff and full jitter while honouring ``Retry-After``, and
-never retries what a person must fix (400, 401, 403, 404, a body that is not
-the documented envelope). It counts calls, bytes and credits so each run can
+never retries what a person must fix (400, 401, 404, a body that is not the
+documented envelope) nor an out-of-credits answer (403, or a 429 whose body
+speaks of credits, quota or a plan limit): retrying that only spends what is
+left. It counts calls, bytes and credits so each run can
 record what it spent. The key never appears in a URL, log line or message.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -221,11 +224,25 @@ class CoinCapClient:
         return self._rng.uniform(0, ceiling)
 
 
+# A 429 body that speaks of credits, a quota or a plan limit is an exhausted
+# key, not a rate limit ("rate limit exceeded" stays a rate limit).
+_OUT_OF_CREDITS = re.compile(
+    r"credit|quota|\bplan\b|(?<!rate )limit (?:exceeded|reached)", re.IGNORECASE
+)
+
+
 def _raise_for_status(response: requests.Response, path: str) -> None:
     status = response.status_code
     if status < 400:
         return
     detail = _error_detail(response)
+    if status == 403 or (status == 429 and _OUT_OF_CREDITS.search(response.text)):
+        raise errors.CreditsExhausted(
+            f"GET {path}: CoinCap says the key's credits are used up (HTTP {status})"
+            f"{detail or ': no detail given'}; check your plan and this month's "
+            f"usage at {KEY_SIGNUP_URL} (credits renew monthly; a bigger plan adds "
+            "more), and set COINCAP_MONTHLY_CREDITS to your plan's figure"
+        )
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         raise errors.RateLimitedError(
@@ -233,7 +250,7 @@ def _raise_for_status(response: requests.Response, path: str) -> None:
         )
     if status >= 500:
         raise errors.ServerError(f"GET {path}: CoinCap server error (HTTP {status})")
-    if status in (401, 403):
+    if status == 401:
         raise errors.AuthError(
             f"GET {path}: CoinCap refused the API key (HTTP {status}); check "
             f"COINCAP_API_KEY (get or renew one at {KEY_SIGNUP_URL})"
@@ -248,10 +265,14 @@ def _raise_for_status(response: requests.Response, path: str) -> None:
 
 def _error_detail(response: requests.Response) -> str:
     try:
-        message = response.json().get("error")
-    except (ValueError, AttributeError):
+        body = response.json()
+    except ValueError:
         return ""
-    return f": {message}" if isinstance(message, str) else ""
+    message = None
+    if isinstance(body, dict):
+        message = body.get("error", body.get("message"))
+    # Bounded: the detail goes into one line of output and into etl_runs.
+    return f": {message[:200]}" if isinstance(message, str) else ""
 
 
 def _envelope(body: bytes, path: str) -> Envelope:

@@ -209,11 +209,16 @@ def run_backfill(
     windows: list[Window],
     *,
     on_progress: OnProgress | None = None,
+    scope: str | None = None,
 ) -> RunRecord:
     """Fetch and load every window not yet checkpointed.
 
+    Check the budget first (``cost.guard`` with ``cost.backfill_cost``).
+
     Args:
         on_progress: called after each window (see ``OnProgress``).
+        scope: what the run asked for (``cost.backfill_scope``), recorded
+            with it so that its cost prices the next scheduled run.
 
     Returns:
         The stored run record (rows fetched and inserted, calls, bytes, credits).
@@ -224,7 +229,9 @@ def run_backfill(
             before it stay loaded and checkpointed, and a ``failed`` run is
             recorded, so running the same command again resumes.
     """
-    with tracked_run(warehouse, BACKFILL.name, client.stats, atomic=False) as tracker:
+    with tracked_run(
+        warehouse, BACKFILL.name, client.stats, atomic=False, scope=scope
+    ) as tracker:
         run = tracker.run
         plan = make_plan(warehouse, windows)
         log.info(

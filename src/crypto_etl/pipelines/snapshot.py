@@ -2,9 +2,12 @@
 
 One function runs any snapshot ``Pipeline`` of the catalog, so exchanges,
 assets, markets and rates share the same client, parser and loader. Each
-run is one ``tracked_run`` (see ``warehouse.runlog``):
+run first checks the monthly credit budget (``cost.guard``: no API call if
+the run would pass it), then is one ``tracked_run`` (see ``warehouse.runlog``):
 
-1. it fetches all pages before opening the data transaction, so no
+1. it fetches the requests of its scope (``cost.plan_requests``: all
+   exchanges and rates, the top assets, the chosen markets), every page of
+   each, before opening the data transaction, so no
    transaction waits on the network;
 2. in ONE transaction it loads the records, quarantines rejected rows and
    completes its ``etl_runs`` row: all of it lands, or none of it;
@@ -17,8 +20,17 @@ import logging
 from typing import Any, Iterable
 
 from crypto_etl.coincap.client import CoinCapClient
-from crypto_etl.errors import CryptoEtlError, PartialFailure
+from crypto_etl.config import FetchScope
+from crypto_etl.errors import BudgetExceeded, CryptoEtlError, PartialFailure
 from crypto_etl.pipelines.catalog import Pipeline
+from crypto_etl.pipelines.cost import (
+    Budget,
+    Request,
+    guard,
+    plan_requests,
+    run_cost,
+    scope_key,
+)
 from crypto_etl.records.parse import parse_rows
 from crypto_etl.records.rows import RunRecord
 from crypto_etl.warehouse.connection import WarehouseConnection
@@ -28,43 +40,68 @@ from crypto_etl.warehouse.runlog import tracked_run
 log = logging.getLogger(__name__)
 
 
-def fetch(pipeline: Pipeline, client: CoinCapClient) -> tuple[list[Any], int]:
-    """Return every raw row of the route and the first page's timestamp.
+def fetch(
+    pipeline: Pipeline, client: CoinCapClient, requests: list[Request] | None = None
+) -> tuple[list[Any], int]:
+    """Return every raw row of ``requests`` and the first page's timestamp.
 
-    The first page's timestamp is the snapshot time of the whole run, so
-    every page of one run shares one ``snapshot_at``.
+    ``requests`` defaults to the whole route. The first page's timestamp is
+    the snapshot time of the whole run, so every page of one run shares one
+    ``snapshot_at``.
 
     Raises:
         ApiError: when CoinCap cannot give the data.
     """
-    if not pipeline.paged:
-        page = client.get_list(pipeline.path)
-        return page.data, page.timestamp
+    if requests is None:
+        requests = plan_requests(pipeline, FetchScope())
     rows: list[Any] = []
     snapshot_ms: int | None = None
-    for page in client.iter_pages(pipeline.path):
-        snapshot_ms = page.timestamp if snapshot_ms is None else snapshot_ms
-        rows.extend(page.data)
-    assert snapshot_ms is not None  # iter_pages yields at least one page
+    for request in requests:
+        if request.paged:
+            pages = list(client.iter_pages(request.path, request.params))
+        else:
+            pages = [client.get_list(request.path, request.params or None)]
+        for page in pages:
+            snapshot_ms = page.timestamp if snapshot_ms is None else snapshot_ms
+            rows.extend(page.data)
+    assert snapshot_ms is not None  # every plan has at least one request
     return rows, snapshot_ms
 
 
 def run_snapshot(
-    pipeline: Pipeline, client: CoinCapClient, warehouse: WarehouseConnection
+    pipeline: Pipeline,
+    client: CoinCapClient,
+    warehouse: WarehouseConnection,
+    *,
+    scope: FetchScope = FetchScope(),
+    budget: Budget | None = None,
 ) -> RunRecord:
     """Run one snapshot pipeline end to end.
+
+    Args:
+        scope: what to fetch (default: everything).
+        budget: the monthly credit budget to check first (None: no check).
 
     Returns:
         The stored run record (status ``succeeded``).
 
     Raises:
+        BudgetExceeded: the run would pass the budget; no API call was made
+            (a ``skipped`` row is stored).
         RunSkipped: another run holds the lock (a ``skipped`` row is stored).
         CryptoEtlError: API or warehouse failure (a ``failed`` row is stored
             when the warehouse is reachable); nothing of the run's data lands.
     """
-    with tracked_run(warehouse, pipeline.name, client.stats, atomic=True) as tracker:
+    key = scope_key(pipeline, scope)
+    if budget is not None:
+        guard(
+            warehouse, budget, pipeline.name, run_cost(warehouse, pipeline, scope), key
+        )
+    with tracked_run(
+        warehouse, pipeline.name, client.stats, atomic=True, scope=key
+    ) as tracker:
         run = tracker.run
-        rows, snapshot_ms = fetch(pipeline, client)
+        rows, snapshot_ms = fetch(pipeline, client, plan_requests(pipeline, scope))
         parsed = parse_rows(
             pipeline.table.record_type, rows, {"snapshot_at": snapshot_ms}
         )
@@ -93,22 +130,33 @@ def run_many(
     pipelines: Iterable[Pipeline],
     client: CoinCapClient,
     warehouse: WarehouseConnection,
+    *,
+    scope: FetchScope = FetchScope(),
+    budget: Budget | None = None,
 ) -> list[RunRecord]:
     """Run several pipelines over one client and one connection.
 
-    One failing does not stop the others.
+    One failing does not stop the others; each checks the budget in turn.
 
     Raises:
+        BudgetExceeded: every pipeline was refused by the budget.
         PartialFailure: after all ran, naming those that failed or were skipped.
     """
     done: list[RunRecord] = []
     problems: list[str] = []
+    refused: list[BudgetExceeded] = []
     for pipeline in pipelines:
         try:
-            done.append(run_snapshot(pipeline, client, warehouse))
+            done.append(
+                run_snapshot(pipeline, client, warehouse, scope=scope, budget=budget)
+            )
         except CryptoEtlError as exc:
             log.error("%s: %s", pipeline.name, exc)
             problems.append(f"{pipeline.name} ({exc})")
+            if isinstance(exc, BudgetExceeded):
+                refused.append(exc)
+    if refused and len(refused) == len(problems) and not done:
+        raise BudgetExceeded("; ".join(str(exc) for exc in refused))
     if problems:
         raise PartialFailure(
             f"{len(problems)} pipeline(s) did not load: " + "; ".join(problems)

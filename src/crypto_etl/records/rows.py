@@ -170,3 +170,4 @@ class RunRecord:
     spent: CallStats = field(default_factory=CallStats)
     error_message: str | None = None
     run_id: int | None = None
+    scope: str | None = None

@@ -100,9 +100,17 @@ def describe(cause: BaseException) -> str:
 
 @contextmanager
 def tracked_run(
-    warehouse: WarehouseConnection, pipeline: str, stats: CallStats, *, atomic: bool
+    warehouse: WarehouseConnection,
+    pipeline: str,
+    stats: CallStats,
+    *,
+    atomic: bool,
+    scope: str | None = None,
 ) -> Iterator[RunTracker]:
     """Run a block as one recorded run of ``pipeline`` (see the module docstring).
+
+    ``scope`` says what the run asks the API for (stored with the run, so
+    that its cost prices later runs of the same scope).
 
     Yields:
         The ``RunTracker``; call its ``succeed(cur)`` in the data's transaction.
@@ -112,7 +120,9 @@ def tracked_run(
         BaseException: whatever the block raised, after the row is completed
             as ``failed``. A block that ends without ``succeed`` is failed too.
     """
-    run = RunRecord(pipeline=pipeline, started_at=now_utc(), status="running")
+    run = RunRecord(
+        pipeline=pipeline, started_at=now_utc(), status="running", scope=scope
+    )
     try:
         with warehouse.pipeline_lock(pipeline):
             with warehouse.managed_cursor() as cur:
@@ -127,21 +137,30 @@ def tracked_run(
                 tracker.fail(warehouse, exc)
                 raise
     except RunSkipped as exc:
-        run.status, run.error_message = "skipped", str(exc)
-        try:
-            with warehouse.managed_cursor() as cur:
-                _start(cur, run)
-                _complete(cur, run)
-        except CryptoEtlError as store_error:
-            log.error("%s: could not record the skipped run: %s", pipeline, store_error)
+        record_skipped(warehouse, run, str(exc))
         raise
+
+
+def record_skipped(warehouse: WarehouseConnection, run: RunRecord, reason: str) -> None:
+    """Store ``run`` as ``skipped`` for ``reason`` (it made no API call).
+
+    A failure to store it is logged, so the caller can still raise the
+    error that made it skip.
+    """
+    run.status, run.error_message = "skipped", reason
+    try:
+        with warehouse.managed_cursor() as cur:
+            _start(cur, run)
+            _complete(cur, run)
+    except CryptoEtlError as store_error:
+        log.error("%s: could not record the skipped run: %s", run.pipeline, store_error)
 
 
 def _start(cur: Cursor, run: RunRecord) -> None:
     cur.execute(
-        "INSERT INTO coincap.etl_runs (pipeline, started_at, status)"
-        " VALUES (%s, %s, 'running') RETURNING run_id",
-        (run.pipeline, run.started_at),
+        "INSERT INTO coincap.etl_runs (pipeline, started_at, status, scope)"
+        " VALUES (%s, %s, 'running', %s) RETURNING run_id",
+        (run.pipeline, run.started_at, run.scope),
     )
     row = cur.fetchone()
     assert row is not None
