@@ -17,11 +17,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# The main job: a local warehouse (no Docker needed), the schema, one load.
+# The main job: a local warehouse (no Docker needed), the schema, one load of
+# every pipeline and 30 days of bitcoin and ethereum prices (for the price
+# chart), the models. About 70 credits at CoinCap's sizes: under 2% of the
+# free plan's 4,000 (README, "Credits").
 run: setup
 	$(BIN)/crypto-etl warehouse start
 	$(BIN)/crypto-etl migrate
 	$(BIN)/crypto-etl run all
+	$(BIN)/crypto-etl backfill --asset bitcoin,ethereum --interval h6 --start $$(date -u -d '30 days ago' +%F)
 	$(BIN)/crypto-etl transform
 
 # Everything offline, no API key: local warehouse, simulator, pipelines on a

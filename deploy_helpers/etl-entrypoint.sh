@@ -2,8 +2,11 @@
 # Entry point of the crypto-etl image (containers/etl/Dockerfile).
 #
 #   etl-entrypoint [scheduler]  wait for the warehouse, apply the migrations,
-#                               then hand PID 1 to supercronic running the
-#                               schedule in scheduler/crontab.
+#                               write the crontab that fits the monthly credit
+#                               budget (`crypto-etl schedule`, from
+#                               COINCAP_MONTHLY_CREDITS and the measured cost
+#                               of recent runs) to $CRYPTO_ETL_CRONTAB, then
+#                               hand PID 1 to supercronic running it.
 #   etl-entrypoint CMD ARGS...  run CMD as given (the dashboard, a one-off
 #                               `crypto-etl provision-metabase`, a shell).
 #
@@ -19,7 +22,7 @@ set -euo pipefail
 
 # Written once the migrations are applied: the image's HEALTHCHECK looks for it.
 readonly READY_FILE=${ETL_READY_FILE:-/tmp/crypto-etl.ready}
-readonly CRONTAB=/app/scheduler/crontab
+readonly CRONTAB=${CRYPTO_ETL_CRONTAB:-/app/.data/crontab}
 readonly TRANSIENT_WAREHOUSE_EXIT=6
 readonly POLL_SECONDS=2
 
@@ -54,6 +57,9 @@ if [[ $# -eq 0 || $1 == scheduler ]]; then
     # A restarted container keeps its /tmp: start unhealthy until migrated.
     rm -f "$READY_FILE"
     migrate_when_warehouse_is_up
+    # Written in full before it is used: a failed schedule stops the start.
+    crypto-etl schedule >"$CRONTAB.new"
+    mv "$CRONTAB.new" "$CRONTAB"
     touch "$READY_FILE"
     exec supercronic "$CRONTAB"
 fi

@@ -310,6 +310,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         auto_tick_seconds=args.tick_seconds or None,
         fault_rate=args.fault_rate,
+        size=args.size,
+        monthly_credits=args.monthly_credits,
     )
     sim.start()
     print(f"CoinCap simulator on {sim.base_url} (Ctrl-C stops)", flush=True)
@@ -540,6 +542,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="share of requests answered with an injected fault (0..1)",
+    )
+    p.add_argument(
+        "--size",
+        choices=("small", "real"),
+        default="small",
+        help="small (60 exchanges, 300 assets) or the real API's estimated sizes "
+        "(200 exchanges, 2,000 assets, ~10,000 markets)",
+    )
+    p.add_argument(
+        "--monthly-credits",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="answer 403 (out of credits) once N credits are spent (default: no limit)",
     )
     return parser
 

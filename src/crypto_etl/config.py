@@ -130,7 +130,7 @@ DEFAULT_SCOPE = FetchScope(
     assets_top=100,
     markets_filter="baseId",
     markets_ids=("bitcoin", "ethereum"),
-    markets_limit=100,
+    markets_limit=50,
 )
 
 

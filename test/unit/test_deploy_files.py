@@ -564,6 +564,7 @@ def test_entrypoint_migrates_then_hands_over_to_supercronic(
         WAREHOUSE_DB=db.dbname,
         WAREHOUSE_USER=db.user,
         WAREHOUSE_PASSWORD=db.password.reveal(),
+        CRYPTO_ETL_CRONTAB=str(tmp_path / "crontab"),
     )
     result = subprocess.run(
         ["bash", str(ENTRYPOINT)], env=env, capture_output=True, text=True
@@ -571,7 +572,42 @@ def test_entrypoint_migrates_then_hands_over_to_supercronic(
     assert result.returncode == 0, result.stderr
     assert "the schema is up to date" in result.stdout
     assert (tmp_path / "ready").exists()
-    assert _recorded_argvs(tmp_path / "argv.jsonl") == [["/app/scheduler/crontab"]]
+    assert _recorded_argvs(tmp_path / "argv.jsonl") == [[str(tmp_path / "crontab")]]
+    # No runs yet and the default budget: the shipped schedule.
+    assert (tmp_path / "crontab").read_text() == CRONTAB.read_text()
+
+
+@pytest.mark.postgres
+def test_entrypoint_writes_the_schedule_for_the_stacks_budget(
+    db: Any, tmp_path: Path
+) -> None:
+    _stand_in(tmp_path, "supercronic")
+    env = _entrypoint_env(
+        tmp_path,
+        tmp_path,
+        WAREHOUSE_HOST=db.host,
+        WAREHOUSE_PORT=str(db.port),
+        WAREHOUSE_DB=db.dbname,
+        WAREHOUSE_USER=db.user,
+        WAREHOUSE_PASSWORD=db.password.reveal(),
+        CRYPTO_ETL_CRONTAB=str(tmp_path / "crontab"),
+        COINCAP_MONTHLY_CREDITS="225000",
+    )
+    result = subprocess.run(
+        ["bash", str(ENTRYPOINT)], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    written = (tmp_path / "crontab").read_text()
+    assert written.startswith("# crypto-etl schedule for a budget of 225,000")
+    assert "*/5 * * * * crypto-etl run exchanges;" in written
+
+
+def test_compose_gives_the_etl_service_its_credit_budget(
+    services: dict[str, Any],
+) -> None:
+    environment = services["etl"]["environment"]
+    assert environment["COINCAP_MONTHLY_CREDITS"] == "${COINCAP_MONTHLY_CREDITS:-4000}"
+    assert environment["CRYPTO_ETL_CRONTAB"] == "/app/.data/crontab"
 
 
 def test_entrypoint_runs_any_other_command_as_given(tmp_path: Path) -> None:

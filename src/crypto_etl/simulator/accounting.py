@@ -7,9 +7,19 @@ log: the server drops ``apiKey`` from the query before recording.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter
 from dataclasses import dataclass
+
+# CoinCap's rule, written here on its own so that a test comparing the
+# client's accounting with the simulator's checks the product's copy.
+CREDIT_BYTES = 2500
+
+
+def charge(body_bytes: int) -> int:
+    """Credits one answer of ``body_bytes`` costs: 1 per started 2,500 bytes."""
+    return max(1, math.ceil(body_bytes / CREDIT_BYTES))
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,7 @@ class Stats:
         self._lock = threading.Lock()
         self._by_route: Counter[str] = Counter()
         self._bytes = 0
+        self._credits = 0
         self._log: list[RequestRecord] = []
 
     def record(self, route: str, request: RequestRecord) -> None:
@@ -39,6 +50,7 @@ class Stats:
         with self._lock:
             self._by_route[route] += 1
             self._bytes += request.body_bytes
+            self._credits += charge(request.body_bytes)
             self._log.append(request)
 
     def reset(self) -> None:
@@ -46,6 +58,7 @@ class Stats:
         with self._lock:
             self._by_route.clear()
             self._bytes = 0
+            self._credits = 0
             self._log.clear()
 
     @property
@@ -65,6 +78,12 @@ class Stats:
         """Total response body bytes written."""
         with self._lock:
             return self._bytes
+
+    @property
+    def credits(self) -> int:
+        """Credits the served requests cost by CoinCap's rule."""
+        with self._lock:
+            return self._credits
 
     @property
     def request_log(self) -> list[RequestRecord]:

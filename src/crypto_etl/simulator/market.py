@@ -99,13 +99,21 @@ class Market:
     """A seeded, thread-safe market that moves one step per :meth:`tick`."""
 
     def __init__(
-        self, *, seed: int, start_ms: int, n_exchanges: int, n_assets: int
+        self,
+        *,
+        seed: int,
+        start_ms: int,
+        n_exchanges: int,
+        n_assets: int,
+        top_pairs: int = 250,
     ) -> None:
         """Generate ``n_exchanges`` exchanges and ``n_assets`` assets from ``seed``.
 
-        The clock starts at ``start_ms`` (unix ms).
+        The clock starts at ``start_ms`` (unix ms); the largest exchange
+        lists ``top_pairs`` markets, smaller ones fewer (at least 5).
         """
         self._seed = seed
+        self._top_pairs = top_pairs
         self._clock = start_ms
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -252,7 +260,9 @@ class Market:
                 spec, rng.random() < 0.6, self._clock - rng.randint(1000, 120_000)
             )
             target = 5e9 * place**-1.25 * rng.lognormvariate(0.0, 0.3)
-            self._make_pairs(exchange, max(5, int(250 * place**-0.6)), target, quotes)
+            self._make_pairs(
+                exchange, max(5, int(self._top_pairs * place**-0.6)), target, quotes
+            )
             exchanges.append(exchange)
         live = sorted(
             (ex for ex in exchanges if ex.spec.reporting),

@@ -28,15 +28,44 @@ from crypto_etl.simulator.market import DEFAULT_START_MS, TICK_MS, Market
 _log = logging.getLogger(__name__)
 
 
-class _State:
-    """What request handlers share: the market, the faults, the stats, the key."""
+# The API's sizes: "small" for fast tests and the demo, "real" for the
+# estimated sizes of the live API (200 exchanges, 2,000 assets, ~10,000
+# markets, 40 rates), with the same realistic row widths.
+SIZES: dict[str, dict[str, int]] = {
+    "small": {"n_exchanges": 60, "n_assets": 300, "top_pairs": 250},
+    "real": {"n_exchanges": 200, "n_assets": 2000, "top_pairs": 550},
+}
+# What an exhausted key gets (the body speaks of the credit limit, as seen).
+EXHAUSTED_BODY = (
+    b'{"error":"Monthly credit limit exceeded for this API key: upgrade your '
+    b'plan at https://pro.coincap.io/dashboard"}'
+)
 
-    def __init__(self, api_key: str, market: Market, faults: FaultPlan) -> None:
+
+class _State:
+    """What request handlers share: the market, the faults, the stats, the key,
+    and the key's credit allowance (None: unlimited)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        market: Market,
+        faults: FaultPlan,
+        monthly_credits: int | None = None,
+        exhausted_status: int = 403,
+    ) -> None:
         self.market = market
         self.faults = faults
         self.stats = Stats()
+        self.monthly_credits = monthly_credits
+        self.exhausted_status = exhausted_status
         self._bearer = ("Bearer " + api_key).encode()
         self._key = api_key.encode()
+
+    def exhausted(self) -> bool:
+        """Tell whether the key has used its monthly credits."""
+        allowance = self.monthly_credits
+        return allowance is not None and self.stats.credits >= allowance
 
     def authorized(self, header: str | None, query_key: str | None) -> bool:
         """Tell whether the Authorization header or ``?apiKey=`` carries the key."""
@@ -106,6 +135,8 @@ class _Handler(BaseHTTPRequestHandler):
             reply = _Reply(200, _json(retired(state.market.clock)))
         elif not state.authorized(self.headers.get("Authorization"), query_key):
             reply = _Reply(401, b"")
+        elif state.exhausted():
+            reply = _Reply(state.exhausted_status, EXHAUSTED_BODY)
         else:
             reply = self._answer(state, path, params)
         sent = len(reply.payload)
@@ -183,6 +214,11 @@ class CoinCapSimulator:
     ``auto_tick_seconds`` is set, in which case the market ticks by itself and
     its clock follows the wall clock). ``fault_rate`` > 0 turns on chaos mode:
     that share of requests gets a 429, a 500, a slow or a truncated answer.
+    ``size`` picks the market's size (``SIZES``: ``small`` or ``real``);
+    ``n_exchanges``/``n_assets`` override it. With ``monthly_credits`` set,
+    once the requests served have cost that many credits (CoinCap's rule)
+    every request gets ``exhausted_status`` (403 or 429) and a body about
+    the credit limit, as an exhausted key does.
     """
 
     def __init__(
@@ -195,10 +231,25 @@ class CoinCapSimulator:
         start_ms: int | None = None,
         auto_tick_seconds: float | None = None,
         fault_rate: float = 0.0,
-        n_exchanges: int = 60,
-        n_assets: int = 300,
+        size: str = "small",
+        n_exchanges: int | None = None,
+        n_assets: int | None = None,
+        monthly_credits: int | None = None,
+        exhausted_status: int = 403,
     ) -> None:
         """Build the market; raises ValueError for an empty key or bad options."""
+        if size not in SIZES:
+            raise ValueError(f"size must be one of {', '.join(SIZES)}")
+        if monthly_credits is not None and monthly_credits < 0:
+            raise ValueError("monthly_credits must not be negative")
+        if exhausted_status not in (403, 429):
+            raise ValueError("exhausted_status must be 403 or 429")
+        shape = dict(SIZES[size])
+        if n_exchanges is not None:
+            shape["n_exchanges"] = n_exchanges
+        if n_assets is not None:
+            shape["n_assets"] = n_assets
+        n_exchanges, n_assets = shape["n_exchanges"], shape["n_assets"]
         if not api_key:
             raise ValueError("api_key must not be empty")
         if auto_tick_seconds is not None and auto_tick_seconds <= 0:
@@ -209,11 +260,13 @@ class CoinCapSimulator:
             raise ValueError("n_assets must be at least 1, n_exchanges at least 0")
         if start_ms is None:
             start_ms = DEFAULT_START_MS if auto_tick_seconds is None else _now_ms()
-        market = Market(
-            seed=seed, start_ms=start_ms, n_exchanges=n_exchanges, n_assets=n_assets
-        )
+        market = Market(seed=seed, start_ms=start_ms, **shape)
         self._state = _State(
-            api_key, market, FaultPlan(fault_rate=fault_rate, seed=seed)
+            api_key,
+            market,
+            FaultPlan(fault_rate=fault_rate, seed=seed),
+            monthly_credits,
+            exhausted_status,
         )
         self._address = (host, port)
         self._auto_tick_seconds = auto_tick_seconds
@@ -404,6 +457,15 @@ class CoinCapSimulator:
     def request_log(self) -> list[RequestRecord]:
         """Every request served, oldest first, without the API key."""
         return self._state.stats.request_log
+
+    @property
+    def credits_charged(self) -> int:
+        """Credits the requests served cost by CoinCap's rule (any status)."""
+        return self._state.stats.credits
+
+    def set_monthly_credits(self, allowance: int | None) -> None:
+        """Give the key ``allowance`` credits in all (None: unlimited)."""
+        self._state.monthly_credits = allowance
 
     def reset_stats(self) -> None:
         """Zero the counters and empty the request log."""
