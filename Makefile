@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 
 # The main job: a local warehouse (no Docker needed), the schema, one load of
 # every pipeline and 30 days of bitcoin and ethereum prices (for the price
-# chart), the models. About 70 credits at CoinCap's sizes: under 2% of the
+# chart), the models. About 65 credits at CoinCap's sizes: under 2% of the
 # free plan's 4,000 (README, "Credits").
 run: setup
 	$(BIN)/crypto-etl warehouse start
