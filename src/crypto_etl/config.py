@@ -377,8 +377,6 @@ def _and(names: Sequence[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
 
 
-
-
 def _scope(get: Callable[[str], str | None]) -> FetchScope:
     """Read COINCAP_ASSETS_TOP, COINCAP_MARKETS and COINCAP_MARKETS_LIMIT."""
     top = _count(get, "COINCAP_ASSETS_TOP", DEFAULT_SCOPE.assets_top, "all")
