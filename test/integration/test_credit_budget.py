@@ -11,21 +11,26 @@ from pathlib import Path
 import pytest
 import requests
 
+from crypto_etl.cli import build_parser
+from crypto_etl.coincap.client import CoinCapClient
+from crypto_etl.config import FetchScope, Secret
 from crypto_etl.dashboard.definition import load_definition
 from crypto_etl.dashboard.server import DashboardServer
+from crypto_etl.pipelines.catalog import PIPELINES
+from crypto_etl.pipelines.cost import plan_requests
 from crypto_etl.pipelines.schedule import (
     MONTH_END,
     MONTH_START,
     read_crontab,
     runs_between,
 )
+from crypto_etl.pipelines.snapshot import fetch
 from crypto_etl.simulator import CoinCapSimulator
 from crypto_etl.simulator.accounting import charge
 
 from conftest import API_KEY, query
 from dashboard_data import recent_simulator_start, with_reader
 
-pytestmark = pytest.mark.postgres
 REPO = Path(__file__).resolve().parents[2]
 CRONTAB = REPO / "scheduler" / "crontab"
 FREE, PAID = 4000, 225_000
@@ -317,3 +322,26 @@ def test_status_shows_the_spend_projection_and_the_day_it_runs_out(
     monkeypatch.setenv("COINCAP_MONTHLY_CREDITS", "100")
     tight = cli("status")
     assert "at that pace the budget runs out on " in tight.out
+
+
+def test_the_real_size_simulator_serves_the_apis_estimated_sizes(simulator):
+    full = FetchScope()
+    with CoinCapClient(simulator.base_url, Secret(API_KEY)) as client:
+        served = {}
+        for name, pipeline in PIPELINES.items():
+            before = client.stats.copy()
+            rows, _ = fetch(pipeline, client, plan_requests(pipeline, full))
+            served[name] = (len(rows), client.stats.since(before).credits)
+    assert served["exchanges"][0] == 200
+    assert served["assets"][0] == 2000
+    assert 9_500 <= served["markets"][0] <= 11_000
+    assert served["rates"][0] == 40
+    # The README's "full lists" column: ~1,700 credits for one run all.
+    assert 1_500 <= sum(credits for _, credits in served.values()) <= 1_900
+
+
+def test_simulate_takes_a_size_and_a_credit_allowance():
+    args = build_parser().parse_args(
+        ["simulate", "--size", "real", "--monthly-credits", "4000"]
+    )
+    assert (args.size, args.monthly_credits) == ("real", 4000)

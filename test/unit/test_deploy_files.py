@@ -577,7 +577,6 @@ def test_entrypoint_migrates_then_hands_over_to_supercronic(
     assert (tmp_path / "crontab").read_text() == CRONTAB.read_text()
 
 
-@pytest.mark.postgres
 def test_entrypoint_writes_the_schedule_for_the_stacks_budget(
     db: Any, tmp_path: Path
 ) -> None:

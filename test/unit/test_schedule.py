@@ -13,6 +13,7 @@ from crypto_etl.pipelines.schedule import (
     MONTH_END,
     MONTH_START,
     build_schedule,
+    project,
     read_crontab,
     runs_between,
 )
@@ -160,3 +161,34 @@ def test_a_bad_scope_or_budget_setting_names_the_variable(
 ):
     with pytest.raises(ConfigError, match=message):
         settings_with(tmp_path, **{name: value})
+
+
+CRONTAB = """\
+# a comment, and an environment line
+PATH=/usr/bin
+*/5 * * * * crypto-etl run exchanges; crypto-etl transform || [ $? -eq 10 ]
+0 0 * * * crypto-etl run assets,rates
+17 3 * * * crypto-etl backfill --top 10 --interval h1 --start $(date) || true
+47 3 * * * crypto-etl transform --docs
+"""
+
+
+def test_a_crontab_is_priced_line_by_line_for_the_rest_of_the_month():
+    now = datetime(2025, 1, 31, 0, 0, tzinfo=UTC)  # one day left
+    found = project(None, CRONTAB, "the test crontab", DEFAULT_SCOPE, 10_000, 0, now)
+    # Estimates: exchanges 21 x 288, assets + rates 19 x 1, backfill 42 x 1.
+    assert found.projected == 21 * 288 + 19 + 42
+    assert found.runs_out is None
+    assert found.describe().endswith("the budget lasts the month")
+
+
+def test_the_day_the_budget_runs_out_at_the_schedules_pace():
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    found = project(None, CRONTAB, "the test crontab", DEFAULT_SCOPE, 40_000, 0, now)
+    per_day = 21 * 288 + 19 + 42
+    assert found.projected == 31 * per_day
+    assert 40_000 // per_day == 6  # six full days, then part of the seventh
+    assert found.runs_out == datetime(2025, 1, 7).date()
+    assert "at that pace the budget runs out on 2025-01-07" in found.describe()
+    spent = project(None, CRONTAB, "x", DEFAULT_SCOPE, 4000, 4000, now)
+    assert "the budget is spent" in spent.describe()

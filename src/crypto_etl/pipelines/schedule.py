@@ -381,11 +381,13 @@ class Projection:
         )
         if self.runs_out is None:
             return f"{head}; the budget lasts the month"
+        if self.spent >= self.budget:
+            return f"{head}; the budget is spent (runs stop with exit 15)"
         return f"{head}; at that pace the budget runs out on {self.runs_out}"
 
 
 def project(
-    warehouse: WarehouseConnection,
+    warehouse: WarehouseConnection | None,
     crontab: str,
     source: str,
     scope: FetchScope,
@@ -394,6 +396,8 @@ def project(
     now: datetime,
 ) -> Projection:
     """Price every job of ``crontab`` for the rest of the month after ``now``.
+
+    ``warehouse`` None prices from the request plans alone.
 
     Raises:
         ValueError: a job line whose cron fields this parser does not read.
@@ -406,11 +410,12 @@ def project(
     remaining = sum(runs_between(c, now, month_end) * cost for c, cost in per_job)
     projected = spent + remaining
     runs_out = None
-    if projected > budget:
-        hours_left = (month_end - now).total_seconds() / 3600
-        per_hour = remaining / hours_left if hours_left else float(remaining)
-        left = max(0, budget - spent)
-        runs_out = (now + timedelta(hours=left / per_hour)).date()
+    if spent >= budget:
+        runs_out = now.date()  # already spent
+    elif projected > budget:
+        # remaining > 0 here: the runs left spend it at an even pace.
+        per_second = remaining / (month_end - now).total_seconds()
+        runs_out = (now + timedelta(seconds=(budget - spent) / per_second)).date()
     return Projection(spent, projected, budget, runs_out, source)
 
 
