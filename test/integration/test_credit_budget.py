@@ -72,6 +72,15 @@ MAKE_RUN = [
 ]
 
 
+def refused(cli, db, monkeypatch, budget, spent, *argv):
+    """Run ``argv`` with ``spent`` of a ``budget`` gone; it must exit 15."""
+    monkeypatch.setenv("COINCAP_MONTHLY_CREDITS", str(budget))
+    spend(db, "assets", spent)
+    result = cli(*argv)
+    assert result.code == 15, result.err
+    return result
+
+
 def test_make_run_spends_under_2_percent_and_loads_every_exchange_and_rate(
     cli, simulator, db, settings
 ):
@@ -119,10 +128,7 @@ def test_make_run_spends_under_2_percent_and_loads_every_exchange_and_rate(
 def test_a_run_over_the_budget_makes_no_call_and_records_the_skip(
     cli, simulator, db, monkeypatch
 ):
-    monkeypatch.setenv("COINCAP_MONTHLY_CREDITS", "100")
-    spend(db, "assets", 95)
-    result = cli("run", "exchanges")
-    assert result.code == 15
+    result = refused(cli, db, monkeypatch, 100, 95, "run", "exchanges")
     assert simulator.calls == 0
     line = result.err.strip()
     assert "\n" not in line
@@ -136,10 +142,7 @@ def test_a_run_over_the_budget_makes_no_call_and_records_the_skip(
 def test_run_all_over_the_budget_skips_every_pipeline_with_exit_15(
     cli, simulator, db, monkeypatch
 ):
-    monkeypatch.setenv("COINCAP_MONTHLY_CREDITS", "10")
-    spend(db, "assets", 10)
-    result = cli("run", "all")
-    assert result.code == 15
+    refused(cli, db, monkeypatch, 10, 10, "run", "all")
     assert simulator.calls == 0
     statuses = query(
         db, "SELECT pipeline, status FROM coincap.etl_runs WHERE credits = 0"

@@ -552,9 +552,11 @@ def test_entrypoint_stops_at_once_on_a_refused_login(
     assert not (tmp_path / "ready").exists()
 
 
-def test_entrypoint_migrates_then_hands_over_to_supercronic(
-    db: Any, tmp_path: Path
-) -> None:
+def _run_entrypoint_on(
+    db: Any, tmp_path: Path, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the entrypoint against ``db``, a stand-in supercronic, its crontab in
+    ``tmp_path``."""
     _stand_in(tmp_path, "supercronic")
     env = _entrypoint_env(
         tmp_path,
@@ -565,10 +567,17 @@ def test_entrypoint_migrates_then_hands_over_to_supercronic(
         WAREHOUSE_USER=db.user,
         WAREHOUSE_PASSWORD=db.password.reveal(),
         CRYPTO_ETL_CRONTAB=str(tmp_path / "crontab"),
+        **extra,
     )
-    result = subprocess.run(
+    return subprocess.run(
         ["bash", str(ENTRYPOINT)], env=env, capture_output=True, text=True
     )
+
+
+def test_entrypoint_migrates_then_hands_over_to_supercronic(
+    db: Any, tmp_path: Path
+) -> None:
+    result = _run_entrypoint_on(db, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "the schema is up to date" in result.stdout
     assert (tmp_path / "ready").exists()
@@ -580,21 +589,7 @@ def test_entrypoint_migrates_then_hands_over_to_supercronic(
 def test_entrypoint_writes_the_schedule_for_the_stacks_budget(
     db: Any, tmp_path: Path
 ) -> None:
-    _stand_in(tmp_path, "supercronic")
-    env = _entrypoint_env(
-        tmp_path,
-        tmp_path,
-        WAREHOUSE_HOST=db.host,
-        WAREHOUSE_PORT=str(db.port),
-        WAREHOUSE_DB=db.dbname,
-        WAREHOUSE_USER=db.user,
-        WAREHOUSE_PASSWORD=db.password.reveal(),
-        CRYPTO_ETL_CRONTAB=str(tmp_path / "crontab"),
-        COINCAP_MONTHLY_CREDITS="225000",
-    )
-    result = subprocess.run(
-        ["bash", str(ENTRYPOINT)], env=env, capture_output=True, text=True
-    )
+    result = _run_entrypoint_on(db, tmp_path, COINCAP_MONTHLY_CREDITS="225000")
     assert result.returncode == 0, result.stderr
     written = (tmp_path / "crontab").read_text()
     assert written.startswith("# crypto-etl schedule for a budget of 225,000")
