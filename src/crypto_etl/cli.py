@@ -231,7 +231,12 @@ def _projection(warehouse: WarehouseConnection, settings: Settings, spent: int) 
     if path.is_file():
         text, source = path.read_text(encoding="utf-8"), f"the schedule in {path}"
     else:
-        schedule = build_schedule(warehouse, settings.scope, settings.monthly_credits)
+        try:
+            schedule = build_schedule(
+                warehouse, settings.scope, settings.monthly_credits
+            )
+        except ConfigError as exc:  # status still reports the rest
+            return f"projection: no schedule fits ({exc})"
         text = schedule.render()
         source = f"the schedule `crypto-etl schedule` writes ({path} not found)"
     try:

@@ -348,3 +348,15 @@ def test_simulate_takes_a_size_and_a_credit_allowance():
         ["simulate", "--size", "real", "--monthly-credits", "4000"]
     )
     assert (args.size, args.monthly_credits) == ("real", 4000)
+
+
+def test_status_still_reports_when_no_schedule_fits_the_budget(
+    cli, simulator, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("CRYPTO_ETL_CRONTAB", str(tmp_path / "no-crontab"))
+    monkeypatch.setenv("COINCAP_MONTHLY_CREDITS", "100")
+    result = cli("status")
+    assert result.code == 0
+    assert "projection: no schedule fits (a budget of 100 credits a month" in (
+        result.out
+    )
