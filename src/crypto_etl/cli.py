@@ -37,7 +37,7 @@ from crypto_etl.errors import (
     RunSkipped,
 )
 from crypto_etl.pipelines.cost import Budget, backfill_cost, backfill_scope, guard
-from crypto_etl.pipelines.schedule import build_schedule, project
+from crypto_etl.pipelines.schedule import build_schedule, project, schedule_in_force
 from crypto_etl.pipelines.snapshot import run_many, run_snapshot
 from crypto_etl.pipelines.catalog import PIPELINES
 from crypto_etl.warehouse.status import credit_usage, read_status
@@ -227,18 +227,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _projection(warehouse: WarehouseConnection, settings: Settings, spent: int) -> str:
-    path = settings.crontab
-    if path.is_file():
-        text, source = path.read_text(encoding="utf-8"), f"the schedule in {path}"
-    else:
-        try:
-            schedule = build_schedule(
-                warehouse, settings.scope, settings.monthly_credits
-            )
-        except ConfigError as exc:  # status still reports the rest
-            return f"projection: no schedule fits ({exc})"
-        text = schedule.render()
-        source = f"the schedule `crypto-etl schedule` writes ({path} not found)"
+    try:
+        text, source = schedule_in_force(settings, warehouse)
+    except ConfigError as exc:  # status still reports the rest
+        return f"projection: no schedule fits ({exc})"
     try:
         found = project(
             warehouse,

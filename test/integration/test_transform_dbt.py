@@ -5,6 +5,7 @@ the marts' numbers are checked against hand-computed values, from the small
 fixed dataset in test/fixtures/dbt/fixed_dataset.sql.
 """
 
+from dataclasses import replace
 import logging
 import os
 import uuid
@@ -373,14 +374,8 @@ def test_a_gap_in_recent_snapshots_is_recorded_as_a_warning(
     assert result.count("fail") == result.count("error") == 0
 
 
-def test_stale_sources_warn_after_15_minutes_and_fail_after_an_hour(fixed, db):
-    query(db, "UPDATE coincap.exchanges SET loaded_at = now() - interval '20 minutes'")
-    query(db, "UPDATE coincap.assets SET loaded_at = now() - interval '2 hours'")
-
-    with pytest.raises(DataQualityError, match="source_freshness_coincap_assets"):
-        run_transform(fixed)
-
-    fresh = {
+def freshness_results(db):
+    return {
         r[0]: r[1:]
         for r in query(
             db,
@@ -388,6 +383,22 @@ def test_stale_sources_warn_after_15_minutes_and_fail_after_an_hour(fixed, db):
             " WHERE starts_with(test_name, 'source_freshness_')",
         )
     }
+
+
+def test_on_a_five_minute_schedule_stale_sources_warn_after_15_minutes_and_fail_after_an_hour(  # noqa: E501
+    fixed, db, tmp_path
+):
+    crontab = tmp_path / "crontab"
+    crontab.write_text(
+        "*/5 * * * * crypto-etl run all\n0 3 * * * crypto-etl backfill\n"
+    )
+    query(db, "UPDATE coincap.exchanges SET loaded_at = now() - interval '20 minutes'")
+    query(db, "UPDATE coincap.assets SET loaded_at = now() - interval '2 hours'")
+
+    with pytest.raises(DataQualityError, match="source_freshness_coincap_assets"):
+        run_transform(replace(fixed, crontab=crontab))
+
+    fresh = freshness_results(db)
     assert fresh["coincap.assets"] == (
         "fail",
         "error",
@@ -395,6 +406,28 @@ def test_stale_sources_warn_after_15_minutes_and_fail_after_an_hour(fixed, db):
     )
     assert fresh["coincap.exchanges"][:2] == ("warn", "warn")
     assert fresh["coincap.markets"][:2] == ("pass", None)
+
+
+def test_on_the_free_plans_daily_schedule_a_day_old_snapshot_is_fresh(
+    fixed, db, tmp_path
+):
+    crontab = tmp_path / "crontab"
+    crontab.write_text("1 0 * * * crypto-etl run exchanges,assets,markets,rates\n")
+    query(db, "UPDATE coincap.exchanges SET loaded_at = now() - interval '20 hours'")
+    query(db, "UPDATE coincap.assets SET loaded_at = now() - interval '40 hours'")
+    query(db, "UPDATE coincap.markets SET loaded_at = now() - interval '3 days'")
+
+    with pytest.raises(DataQualityError, match="source_freshness_coincap_markets"):
+        run_transform(replace(fixed, crontab=crontab))
+
+    fresh = freshness_results(db)
+    assert fresh["coincap.exchanges"][:2] == ("pass", None)
+    assert fresh["coincap.assets"] == (
+        "warn",
+        "warn",
+        "newest row loaded 40.0 h ago (warn after 36 hours, error after 49 hours)",
+    )
+    assert fresh["coincap.markets"][:2] == ("fail", "error")
 
 
 def test_select_builds_only_the_selection_and_checks_its_sources(fixed, db):

@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from crypto_etl.pipelines.catalog import ALL_PIPELINES, PIPELINES
+from crypto_etl.pipelines.freshness import dbt_vars, limits_in_force
 from crypto_etl.records.rows import column_names
 
 SOURCES = Path(__file__).parents[2] / "transform" / "models" / "sources.yml"
+PROJECT = Path(__file__).parents[2] / "transform" / "dbt_project.yml"
 MIGRATIONS = Path(__file__).parents[2] / "src" / "crypto_etl" / "warehouse" / "sql"
 
 
-def _limit(spec: dict[str, Any]) -> timedelta:
-    return timedelta(**{spec["period"] + "s": spec["count"]})
-
-
-def test_dbt_source_freshness_matches_the_catalog():
+def test_dbt_freshness_defaults_are_the_catalogs_limits():
+    # sources.yml reads each limit from a var; dbt_project.yml's defaults
+    # are the catalog's, and `crypto-etl transform` passes the limits of the
+    # schedule in force instead.
+    project = yaml.safe_load(PROJECT.read_text())["vars"]
+    wanted = dbt_vars(limits_in_force(None))
+    assert {k: v for k, v in project.items() if k in wanted} == wanted
     source = yaml.safe_load(SOURCES.read_text())["sources"][0]
-    default = source["config"]["freshness"]
     tables = {t["name"]: t for t in source["tables"]}
     for pipeline in ALL_PIPELINES.values():
-        table = tables[pipeline.table.name]
-        freshness = table.get("config", {}).get("freshness", default)
-        assert _limit(freshness["warn_after"]) == pipeline.freshness.warn_after
-        assert _limit(freshness["error_after"]) == pipeline.freshness.error_after
+        limits = tables[pipeline.table.name]["config"]["freshness"]
+        name = pipeline.table.name
+        assert limits["warn_after"]["count"] == f"{{{{ var('{name}_warn_minutes') }}}}"
+        assert (
+            limits["error_after"]["count"] == f"{{{{ var('{name}_error_minutes') }}}}"
+        )
 
 
 def test_every_key_and_freshness_column_is_a_column_of_its_record():

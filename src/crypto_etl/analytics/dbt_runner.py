@@ -18,6 +18,7 @@ if an error-severity check failed.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -49,6 +50,7 @@ from crypto_etl.analytics.dq import (
     DqResult,
     store_results,
 )
+from crypto_etl.pipelines.freshness import dbt_vars, limits_for_settings
 from crypto_etl.warehouse.runlog import now_utc
 from crypto_etl.warehouse.connection import WarehouseConnection
 
@@ -146,7 +148,9 @@ def run_transform(
         _profile_environment(settings.warehouse),
         tempfile.TemporaryDirectory(prefix="crypto-etl-dbt-") as work,
     ):
-        dbt = _Session(project, Path(work), settings.warehouse)
+        # The sources' freshness limits follow the schedule in force.
+        limits = dbt_vars(limits_for_settings(settings, warehouse))
+        dbt = _Session(project, Path(work), settings.warehouse, limits)
         refresh = ["--full-refresh"] if full_refresh else []
         built = dbt.invoke("build", *selection, *refresh, allow=True)
         invocation_id = get_invocation_id()
@@ -216,8 +220,10 @@ def _profile_environment(warehouse: WarehouseSettings) -> Iterator[None]:
                 os.environ[name] = old
 
 
-def _common_args(project: Path, work: Path) -> list[str]:
+def _common_args(project: Path, work: Path, variables: dict[str, int]) -> list[str]:
     return [
+        "--vars",
+        json.dumps(variables),
         "--project-dir",
         str(project),
         "--profiles-dir",
@@ -248,8 +254,14 @@ def _upstream_sources(select: str | None) -> list[str]:
 class _Session:
     """dbt commands on one parsed manifest, with the same paths and flags."""
 
-    def __init__(self, project: Path, work: Path, warehouse: WarehouseSettings) -> None:
-        self._common = _common_args(project, work)
+    def __init__(
+        self,
+        project: Path,
+        work: Path,
+        warehouse: WarehouseSettings,
+        variables: dict[str, int],
+    ) -> None:
+        self._common = _common_args(project, work, variables)
         self._warehouse = warehouse
         self._runner = dbtRunner(callbacks=[_log_event])
         parsed = self.invoke("parse").result
@@ -370,11 +382,14 @@ def _freshness_message(item: Any) -> str:
 
 
 def _period(threshold: Any) -> str:
-    """``15 minutes`` for dbt's ``{count: 15, period: minute}``."""
+    """``15 minutes`` for dbt's ``{count: 15, period: minute}``; whole hours
+    as hours (``{count: 2160, period: minute}`` is ``36 hours``)."""
     if threshold is None or threshold.count is None:
         return "never"
-    period = str(threshold.period)
-    return f"{threshold.count} {period}{'s' if threshold.count != 1 else ''}"
+    count, period = int(threshold.count), str(threshold.period)
+    if period == "minute" and count % 60 == 0:
+        count, period = count // 60, "hour"
+    return f"{count} {period}{'s' if count != 1 else ''}"
 
 
 def _seconds(value: float) -> Decimal:

@@ -21,7 +21,7 @@ import textwrap
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from crypto_etl.config import FetchScope
+from crypto_etl.config import FetchScope, Settings
 from crypto_etl.errors import ConfigError
 from crypto_etl.pipelines.catalog import PIPELINES
 from crypto_etl.pipelines.cost import Cost, run_cost, scheduled_backfill_cost
@@ -259,6 +259,28 @@ def _every(minutes: int) -> str:
     if hours == 24:
         return "day"
     return "hour" if hours == 1 else f"{hours} hours"
+
+
+def schedule_in_force(
+    settings: Settings, warehouse: WarehouseConnection | None
+) -> tuple[str, str]:
+    """The crontab in force and where it comes from.
+
+    That is ``CRYPTO_ETL_CRONTAB`` (default ``scheduler/crontab``) when the
+    file exists, else what ``crypto-etl schedule`` writes for the budget
+    (priced from ``warehouse``'s measured runs, or estimated when None).
+
+    Raises:
+        ConfigError: no file, and no schedule fits the budget.
+    """
+    path = settings.crontab
+    if path.is_file():
+        return path.read_text(encoding="utf-8"), f"the schedule in {path}"
+    schedule = build_schedule(warehouse, settings.scope, settings.monthly_credits)
+    return (
+        schedule.render(),
+        f"the schedule `crypto-etl schedule` writes ({path} not found)",
+    )
 
 
 # ---- reading a crontab -------------------------------------------------------
