@@ -18,13 +18,13 @@ from datetime import datetime, timedelta, timezone
 
 from crypto_etl.config import Settings
 from crypto_etl.errors import ConfigError
-from crypto_etl.pipelines.catalog import ALL_PIPELINES, PIPELINES, Freshness
+from crypto_etl.pipelines.catalog import ALL_PIPELINES, BACKFILL, Freshness
 from crypto_etl.pipelines.schedule import (
-    CRON_RANGES,
-    NICKNAMES,
-    expand,
+    BACKFILL_COMMAND,
+    cron_fields,
     read_crontab,
     schedule_in_force,
+    snapshots_run_by,
 )
 from crypto_etl.warehouse.connection import WarehouseConnection
 
@@ -107,25 +107,17 @@ def _minutes(span: timedelta) -> int:
 
 
 def _pipelines_of(command: str) -> set[str]:
-    names: set[str] = set()
-    for listed in re.findall(r"crypto-etl\b[^;|&]*?\brun\s+([a-z,]+)", command):
-        names.update(PIPELINES if listed == "all" else listed.split(","))
-    if re.search(r"crypto-etl\b[^;|&]*?\bbackfill\b", command):
-        names.add("backfill")
-    return names & set(ALL_PIPELINES)
+    names = set(snapshots_run_by(command))
+    if re.search(BACKFILL_COMMAND, command):
+        names.add(BACKFILL.name)
+    return names
 
 
 def _week_minutes(cron: str) -> set[int]:
     """The minutes of a week (from Monday 00:00 UTC) at which ``cron`` fires."""
-    fields = NICKNAMES.get(cron.strip(), cron).split()
-    if len(fields) != 5:
-        raise ValueError(f"{cron!r} is not five cron fields")
-    minute, hour, _, _, dow = (
-        expand(f, lo, hi) for f, (lo, hi) in zip(fields, CRON_RANGES)
-    )
+    _, (minute, hour, _, _, days) = cron_fields(cron)
     # Day-of-month and month are left out: over a week they would only make
     # a gap look shorter or longer than the schedule's own rhythm.
-    days = {d % 7 for d in dow}
     found: set[int] = set()
     for day in range(7):
         weekday = (_MONDAY + timedelta(days=day)).isoweekday() % 7

@@ -310,8 +310,10 @@ def expand(field: str, low: int, high: int) -> set[int]:
     return values
 
 
-def runs_between(cron: str, start: datetime, end: datetime) -> int:
-    """How many times ``cron`` fires in ``[start, end)`` (aware UTC datetimes).
+def cron_fields(cron: str) -> tuple[list[str], list[set[int]]]:
+    """The five fields of ``cron`` (nicknames expanded) and what each matches.
+
+    The day of week is 0-6 (7, Sunday too, becomes 0).
 
     Raises:
         ValueError: not five fields this parser reads.
@@ -319,10 +321,18 @@ def runs_between(cron: str, start: datetime, end: datetime) -> int:
     fields = NICKNAMES.get(cron.strip(), cron).split()
     if len(fields) != 5:
         raise ValueError(f"{cron!r} is not five cron fields")
-    minute, hour, dom, month, dow = (
-        expand(f, lo, hi) for f, (lo, hi) in zip(fields, CRON_RANGES)
-    )
-    dow = {d % 7 for d in dow}
+    values = [expand(f, lo, hi) for f, (lo, hi) in zip(fields, CRON_RANGES)]
+    values[4] = {d % 7 for d in values[4]}
+    return fields, values
+
+
+def runs_between(cron: str, start: datetime, end: datetime) -> int:
+    """How many times ``cron`` fires in ``[start, end)`` (aware UTC datetimes).
+
+    Raises:
+        ValueError: not five fields this parser reads.
+    """
+    fields, (minute, hour, dom, month, dow) = cron_fields(cron)
     # Cron's rule: with both day fields restricted, either one matching will do.
     either = fields[2] != "*" and fields[4] != "*"
     count = 0
@@ -360,19 +370,28 @@ def read_crontab(text: str) -> list[tuple[str, str]]:
     return jobs
 
 
+# A crontab command's `crypto-etl run a,b` and `crypto-etl backfill ARGS`.
+RUN_COMMAND = r"crypto-etl\b[^;|&]*?\brun\s+([a-z,]+)"
+BACKFILL_COMMAND = r"crypto-etl\b[^;|&]*?\bbackfill\b([^;|&]*)"
+
+
+def snapshots_run_by(command: str) -> list[str]:
+    """The snapshot pipelines a crontab command runs, once each, in order."""
+    names: list[str] = []
+    for listed in re.findall(RUN_COMMAND, command):
+        names += PIPELINES if listed == "all" else listed.split(",")
+    return [n for n in dict.fromkeys(names) if n in PIPELINES]
+
+
 def command_cost(
     command: str, warehouse: WarehouseConnection | None, scope: FetchScope
 ) -> int:
     """The credits one run of a crontab command spends (0 for no API call)."""
-    credits = 0
-    for listed in re.findall(r"crypto-etl\b[^;|&]*?\brun\s+([a-z,]+)", command):
-        names = PIPELINES if listed == "all" else listed.split(",")
-        credits += sum(
-            run_cost(warehouse, PIPELINES[n], scope).credits
-            for n in names
-            if n in PIPELINES
-        )
-    for args in re.findall(r"crypto-etl\b[^;|&]*?\bbackfill\b([^;|&]*)", command):
+    credits = sum(
+        run_cost(warehouse, PIPELINES[name], scope).credits
+        for name in snapshots_run_by(command)
+    )
+    for args in re.findall(BACKFILL_COMMAND, command):
         top = re.search(r"--top[ =](\d+)", args)
         assets = re.search(r"--asset[ =](\S+)", args)
         interval = re.search(r"--interval[ =](\w+)", args)
