@@ -30,6 +30,9 @@ DEFAULT_MONTHLY_CREDITS = 4000
 MAX_PAGE_ROWS = 2000
 ENV_FILE_VARIABLE = "CRYPTO_ETL_ENV_FILE"
 KEY_SIGNUP_URL = "https://pro.coincap.io/dashboard"
+# Calls a backfill or `run all` keeps in flight (measured: bench/throughput_bench.py).
+DEFAULT_MAX_IN_FLIGHT = 8
+MAX_IN_FLIGHT_CEILING = 64
 
 
 class Secret:
@@ -148,6 +151,7 @@ class Settings:
     reader: ReaderSettings | None = None
     metabase: MetabaseSettings | None = None
     calls_per_minute: float = 600.0
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     monthly_credits: int = DEFAULT_MONTHLY_CREDITS
     scope: FetchScope = DEFAULT_SCOPE
     crontab: Path = DEFAULT_CRONTAB
@@ -283,6 +287,13 @@ def load_settings(
         value = get(name)
         return None if value is None else Secret(value)
 
+    in_flight = get("COINCAP_MAX_IN_FLIGHT") or str(DEFAULT_MAX_IN_FLIGHT)
+    if not in_flight.isdigit() or not 0 < int(in_flight) <= MAX_IN_FLIGHT_CEILING:
+        raise ConfigError(
+            f"COINCAP_MAX_IN_FLIGHT must be a whole number from 1 to "
+            f"{MAX_IN_FLIGHT_CEILING}, got {in_flight!r}"
+        )
+
     return Settings(
         warehouse=WarehouseSettings(
             host=get("WAREHOUSE_HOST") or "",
@@ -296,6 +307,7 @@ def load_settings(
         reader=_reader(_group(get, READER_GROUP, "the read-only login", sources)),
         metabase=_metabase(_group(get, METABASE_GROUP, "Metabase", sources)),
         calls_per_minute=number("COINCAP_CALLS_PER_MINUTE", 600.0),
+        max_in_flight=int(in_flight),
         monthly_credits=int(number("COINCAP_MONTHLY_CREDITS", DEFAULT_MONTHLY_CREDITS)),
         scope=_scope(get),
         crontab=Path(get("CRYPTO_ETL_CRONTAB") or DEFAULT_CRONTAB),

@@ -9,15 +9,22 @@ documented envelope) nor an out-of-credits answer (403, or a 429 whose body
 speaks of credits, quota or a plan limit): retrying that only spends what is
 left. It counts calls, bytes and credits so each run can
 record what it spent. The key never appears in a URL, log line or message.
+
+It is thread-safe: the workers of a concurrent run share one client, hence
+its one rate limiter (a 429 pauses them all) and its exact counters, each
+call taking a pooled ``requests.Session`` of its own for the request.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import random
 import re
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -27,7 +34,7 @@ from typing import Any, Callable, Iterator, Mapping
 import requests
 
 from crypto_etl import errors
-from crypto_etl.config import KEY_SIGNUP_URL, Secret, Settings
+from crypto_etl.config import DEFAULT_MAX_IN_FLIGHT, KEY_SIGNUP_URL, Secret, Settings
 from crypto_etl.coincap.ratelimit import RateLimiter
 from crypto_etl.records.rows import CallStats
 
@@ -65,7 +72,12 @@ class CoinCapClient:
         timeout: (connect, read) seconds for every request.
         retry: the retry policy for transient failures.
         limiter: a rate limiter shared by the process (None: no limit).
+        max_in_flight: how many calls a pipeline keeps in flight at once on
+            this client (all through the one limiter).
         sleep, clock, rng: injectable for deterministic behaviour.
+
+    Raises:
+        ValueError: for ``max_in_flight`` below 1.
     """
 
     def __init__(
@@ -76,20 +88,24 @@ class CoinCapClient:
         timeout: tuple[float, float] = (5.0, 30.0),
         retry: RetryPolicy = RetryPolicy(),
         limiter: RateLimiter | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retry = retry
         self.limiter = limiter
+        self.max_in_flight = max_in_flight
         self.stats = CallStats()
+        self._counters: tuple[CallStats, ...] = (self.stats,)
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
-        self._session = requests.Session()
-        self._session.headers.update(
+        self._sessions = _SessionPool(
             {
                 "Authorization": f"Bearer {api_key.reveal()}",
                 "Accept": "application/json",
@@ -112,11 +128,25 @@ class CoinCapClient:
             settings.coincap_base_url,
             settings.api_key(),
             limiter=RateLimiter(settings.calls_per_minute),
+            max_in_flight=settings.max_in_flight,
         )
+
+    def with_own_stats(self) -> CoinCapClient:
+        """A view of this client for one of several runs going on at once.
+
+        It shares the connections, the rate limiter and the retry policy,
+        and has its own ``stats`` (its calls still count in this client's
+        too), so each run records exactly what it spent. Close the parent,
+        not the view.
+        """
+        view = copy.copy(self)
+        view.stats = CallStats()
+        view._counters = (*self._counters, view.stats)
+        return view
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._session.close()
+        self._sessions.close()
 
     def __enter__(self) -> CoinCapClient:
         return self
@@ -158,7 +188,12 @@ class CoinCapClient:
                     self.retry.max_attempts - 1,
                     delay,
                 )
-                self._sleep(delay)
+                if isinstance(exc, errors.RateLimitedError) and self.limiter:
+                    # The API refused the process, not this call: hold every
+                    # worker; this call's retry waits in the limiter too.
+                    self.limiter.pause(delay)
+                else:
+                    self._sleep(delay)
 
     def get_list(self, path: str, params: Mapping[str, Any] | None = None) -> Envelope:
         """GET a list route: as ``get``, and ``data`` must be a list.
@@ -202,20 +237,25 @@ class CoinCapClient:
         if self.limiter is not None:
             self.limiter.acquire()
         try:
-            response = self._session.get(url, params=params, timeout=self.timeout)
-            body = response.content
+            with self._sessions.session() as session:
+                response = session.get(url, params=params, timeout=self.timeout)
+                body = response.content
         except requests.Timeout as exc:
-            self.stats.add(0)
+            self._count(0)
             raise errors.ApiTimeoutError(f"GET {path}: no answer in time") from exc
         except requests.RequestException as exc:
-            self.stats.add(0)
+            self._count(0)
             raise errors.ApiConnectionError(
                 f"GET {path}: connection failed ({type(exc).__name__}); "
                 f"check that {self.base_url} is reachable"
             ) from exc
-        self.stats.add(len(body))
+        self._count(len(body))
         _raise_for_status(response, path)
         return _envelope(body, path)
+
+    def _count(self, body_bytes: int) -> None:
+        for stats in self._counters:
+            stats.add(body_bytes)
 
     def _backoff(self, attempt: int, exc: errors.TransientApiError) -> float:
         if isinstance(exc, errors.RateLimitedError) and exc.retry_after is not None:
@@ -229,6 +269,47 @@ class CoinCapClient:
 _OUT_OF_CREDITS = re.compile(
     r"credit|quota|\bplan\b|(?<!rate )limit (?:exceeded|reached)", re.IGNORECASE
 )
+
+
+class _SessionPool:
+    """``requests.Session`` objects lent to one call at a time.
+
+    A Session is not documented as thread-safe, so concurrent calls never
+    share one; a call takes a free session (or a new one) and gives it
+    back, so the pool grows to the number of calls in flight and keeps its
+    connections alive between them.
+    """
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._headers = dict(headers)
+        self._free: list[requests.Session] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @contextmanager
+    def session(self) -> Iterator[requests.Session]:
+        """Lend a session for one request."""
+        with self._lock:
+            session = self._free.pop() if self._free else None
+        if session is None:
+            session = requests.Session()
+            session.headers.update(self._headers)
+        try:
+            yield session
+        finally:
+            with self._lock:
+                if self._closed:
+                    session.close()
+                else:
+                    self._free.append(session)
+
+    def close(self) -> None:
+        """Close every idle session, and each busy one when it is given back."""
+        with self._lock:
+            self._closed = True
+            free, self._free = self._free, []
+        for session in free:
+            session.close()
 
 
 def _raise_for_status(response: requests.Response, path: str) -> None:

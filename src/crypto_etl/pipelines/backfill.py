@@ -1,13 +1,20 @@
 """Resumable price-history backfill into ``coincap.asset_history``.
 
 The range is cut into windows that the API serves in one call (the
-longest range each interval accepts). Each window is fetched, parsed and
-loaded in its own transaction together with its checkpoint row in
-``coincap.backfill_windows``, so:
+longest range each interval accepts). Up to ``client.max_in_flight``
+windows are fetched and parsed at once on worker threads, every call
+through the client's one rate limiter, while this thread loads each window
+as it arrives, in its own transaction together with its checkpoint row in
+``coincap.backfill_windows``, on the one connection. So:
 
-- memory holds one window at a time however long the range;
-- an interrupted backfill resumes at the first window not checkpointed;
-- a repeated backfill makes no API call for windows already done.
+- memory holds the windows in flight plus the one being loaded, however
+  long the range;
+- an interrupted backfill resumes with the windows not checkpointed (the
+  order of completion leaves no gap: each window is whole or absent);
+- a repeated backfill makes no API call for windows already done;
+- after a failed call no new call starts; the calls in flight finish and
+  their windows are loaded (their credits are spent) unless the warehouse
+  failed, and then the run is recorded as failed.
 
 A window that reaches past the API's current time is loaded but not
 checkpointed, since more points will arrive there.
@@ -23,10 +30,11 @@ from typing import Callable, Iterable
 
 from crypto_etl.coincap.client import CoinCapClient
 from crypto_etl.coincap.credits import credits_for
-from crypto_etl.errors import BadRequestError, ConfigError
+from crypto_etl.coincap.inflight import InFlight
+from crypto_etl.errors import BadRequestError, ConfigError, CryptoEtlError
 from crypto_etl.pipelines.catalog import BACKFILL
 from crypto_etl.records.parse import EPOCH, parse_rows
-from crypto_etl.records.rows import HistoryPoint, RunRecord
+from crypto_etl.records.rows import HistoryPoint, Parsed, RunRecord
 from crypto_etl.warehouse.connection import WarehouseConnection
 from crypto_etl.warehouse.loader import load
 from crypto_etl.warehouse.runlog import tracked_run
@@ -213,6 +221,8 @@ def run_backfill(
 ) -> RunRecord:
     """Fetch and load every window not yet checkpointed.
 
+    Keeps ``client.max_in_flight`` calls in flight and loads windows in the
+    order they arrive (see the module docstring).
     Check the budget first (``cost.guard`` with ``cost.backfill_cost``).
 
     Args:
@@ -225,9 +235,10 @@ def run_backfill(
 
     Raises:
         RunSkipped: another backfill holds the lock.
-        CryptoEtlError: on an API or warehouse failure; the windows finished
-            before it stay loaded and checkpointed, and a ``failed`` run is
-            recorded, so running the same command again resumes.
+        CryptoEtlError: on an API or warehouse failure (the first one); the
+            windows loaded before it stay loaded and checkpointed, and a
+            ``failed`` run is recorded, so running the same command again
+            resumes.
     """
     with tracked_run(
         warehouse, BACKFILL.name, client.stats, atomic=False, scope=scope
@@ -235,15 +246,35 @@ def run_backfill(
         run = tracker.run
         plan = make_plan(warehouse, windows)
         log.info(
-            "backfill: %d windows to fetch, %d already done", len(plan.todo), plan.done
+            "backfill: %d windows to fetch, %d already done (%d calls in flight)",
+            len(plan.todo),
+            plan.done,
+            client.max_in_flight,
         )
-        for done, window in enumerate(plan.todo, 1):
-            fetched, inserted, rejected = _load_window(client, warehouse, window)
-            run.rows_fetched += fetched
-            run.rows_inserted += inserted
-            run.rows_rejected += rejected
-            if on_progress is not None:
-                on_progress(done, len(plan.todo), fetched, _label(window))
+        failure: CryptoEtlError | None = None
+
+        def fetch(window: Window) -> Fetched:
+            return _fetch_window(client, window)
+
+        loaded = 0
+        with InFlight(fetch, plan.todo, client.max_in_flight) as calls:
+            for call in calls:
+                try:
+                    fetched = call.result()
+                except CryptoEtlError as exc:
+                    # No new call; those in flight come back and are loaded.
+                    calls.stop()
+                    failure = failure or exc
+                    continue
+                inserted = _load_window(warehouse, call.item, fetched)
+                run.rows_fetched += fetched.rows
+                run.rows_inserted += inserted
+                run.rows_rejected += len(fetched.parsed.rejects)
+                loaded += 1
+                if on_progress is not None:
+                    on_progress(loaded, len(plan.todo), fetched.rows, _label(call.item))
+        if failure is not None:
+            raise failure
         with warehouse.managed_cursor() as cur:
             tracker.succeed(cur)
     return run
@@ -254,19 +285,27 @@ def _label(window: Window) -> str:
     return f"{window.asset_id} {window.interval} from {start}"
 
 
-def _load_window(
-    client: CoinCapClient, warehouse: WarehouseConnection, window: Window
-) -> tuple[int, int, int]:
-    """Fetch and load one window; return rows fetched, inserted, rejected."""
+@dataclass(frozen=True)
+class Fetched:
+    """One window as the API served it, parsed: what waits to be loaded."""
+
+    rows: int
+    parsed: Parsed[HistoryPoint]
+    timestamp: int
+
+
+def _fetch_window(client: CoinCapClient, window: Window) -> Fetched:
+    """Fetch and parse one window (on a worker thread: no warehouse here)."""
     try:
         page = client.get_list(window.path, window.params)
     except BadRequestError as exc:
         raise BadRequestError(
             f"{exc} (asset {window.asset_id}, interval {window.interval})"
         ) from exc
-    rows = page.data
     parsed = parse_rows(
-        HistoryPoint, rows, {"asset_id": window.asset_id, "interval": window.interval}
+        HistoryPoint,
+        page.data,
+        {"asset_id": window.asset_id, "interval": window.interval},
     )
     if parsed.rejects:
         log.warning(
@@ -275,9 +314,20 @@ def _load_window(
             len(parsed.rejects),
             parsed.rejects[0].reason,
         )
-    complete = window.end_ms + INTERVAL_MS[window.interval] <= page.timestamp
+    return Fetched(len(page.data), parsed, page.timestamp)
+
+
+def _load_window(
+    warehouse: WarehouseConnection, window: Window, fetched: Fetched
+) -> int:
+    """Load one fetched window with its checkpoint; return the rows inserted.
+
+    A window that reaches past the API's clock is loaded but not
+    checkpointed, since more points will arrive there.
+    """
+    complete = window.end_ms + INTERVAL_MS[window.interval] <= fetched.timestamp
     with warehouse.managed_cursor() as cur:
-        inserted = load(cur, BACKFILL.table, parsed.records)
+        inserted = load(cur, BACKFILL.table, fetched.parsed.records)
         if complete:
             cur.execute(
                 "INSERT INTO coincap.backfill_windows"
@@ -288,7 +338,7 @@ def _load_window(
                     window.interval,
                     _ms_utc(window.start_ms),
                     _ms_utc(window.end_ms),
-                    len(parsed.records),
+                    len(fetched.parsed.records),
                 ),
             )
-    return len(rows), inserted, len(parsed.rejects)
+    return inserted

@@ -11,6 +11,7 @@ the envelope's timestamp (``context``), and how to parse it (see
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -131,29 +132,40 @@ def column_names(record_type: type[Any]) -> list[str]:
 
 @dataclass
 class CallStats:
-    """What a client spent: HTTP calls made, body bytes received, credits."""
+    """What a client spent: HTTP calls made, body bytes received, credits.
+
+    Thread-safe: the workers of a concurrent run add to one instance, and
+    every call is counted exactly once.
+    """
 
     calls: int = 0
     bytes: int = 0
     credits: int = 0
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, repr=False, compare=False
+    )
 
     def add(self, body_bytes: int) -> None:
         """Count one call that received ``body_bytes`` bytes."""
-        self.calls += 1
-        self.bytes += body_bytes
-        self.credits += credits_for(body_bytes)
+        credits = credits_for(body_bytes)
+        with self._lock:
+            self.calls += 1
+            self.bytes += body_bytes
+            self.credits += credits
 
     def since(self, earlier: CallStats) -> CallStats:
         """Return what was spent after the ``earlier`` copy was taken."""
+        now = self.copy()
         return CallStats(
-            self.calls - earlier.calls,
-            self.bytes - earlier.bytes,
-            self.credits - earlier.credits,
+            now.calls - earlier.calls,
+            now.bytes - earlier.bytes,
+            now.credits - earlier.credits,
         )
 
     def copy(self) -> CallStats:
-        """Return a snapshot to compare against later with ``since``."""
-        return CallStats(self.calls, self.bytes, self.credits)
+        """Return a consistent snapshot to compare against later with ``since``."""
+        with self._lock:
+            return CallStats(self.calls, self.bytes, self.credits)
 
 
 @dataclass
