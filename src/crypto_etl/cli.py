@@ -15,7 +15,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 from urllib.parse import urlencode
 
 from crypto_etl import logs
@@ -43,6 +43,9 @@ from crypto_etl.pipelines.catalog import PIPELINES
 from crypto_etl.warehouse.status import credit_usage, read_status
 from crypto_etl.warehouse.connection import WarehouseConnection
 from crypto_etl.warehouse.migrations import prepare_warehouse
+
+if TYPE_CHECKING:
+    from crypto_etl.simulator import Latency
 
 log = logging.getLogger("crypto_etl.cli")
 
@@ -297,6 +300,15 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latency(text: str) -> Latency:
+    from crypto_etl.simulator import Latency
+
+    try:
+        return Latency.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from crypto_etl.simulator import CoinCapSimulator
 
@@ -309,6 +321,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         fault_rate=args.fault_rate,
         size=args.size,
         monthly_credits=args.monthly_credits,
+        latency_ms=(args.latency_ms.low_ms, args.latency_ms.high_ms),
     )
     sim.start()
     print(f"CoinCap simulator on {sim.base_url} (Ctrl-C stops)", flush=True)
@@ -553,6 +566,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="answer 403 (out of credits) once N credits are spent (default: no limit)",
+    )
+    p.add_argument(
+        "--latency-ms",
+        type=_latency,
+        default="0",
+        metavar="MS|LOW-HIGH",
+        help="delay every answer, fixed (250) or drawn from a range (100-400)",
     )
     return parser
 

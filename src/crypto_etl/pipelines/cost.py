@@ -234,18 +234,21 @@ def guard(
     pipeline: str,
     cost: Cost,
     scope: str | None = None,
+    pending: int = 0,
 ) -> None:
     """Refuse a run that would take this month's spend past the budget.
 
     Call it before the run's first API call. Month-to-date spend is the sum
-    of the credits recorded this calendar month (UTC).
+    of the credits recorded this calendar month (UTC), plus ``pending``: the
+    credits expected of runs already started and not yet recorded (the
+    other pipelines of a concurrent ``run all``).
 
     Raises:
         BudgetExceeded: the spend plus ``cost`` passes the budget and
             ``budget.ignore`` is not set; a ``skipped`` run naming the budget
             is recorded, and no API call was made.
     """
-    spent = credit_usage(warehouse, budget.monthly_credits).month
+    spent = credit_usage(warehouse, budget.monthly_credits).month + pending
     left = budget.monthly_credits - spent
     if cost.credits <= left:
         return

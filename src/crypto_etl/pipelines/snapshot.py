@@ -12,14 +12,23 @@ the run would pass it), then is one ``tracked_run`` (see ``warehouse.runlog``):
 2. in ONE transaction it loads the records, quarantines rejected rows and
    completes its ``etl_runs`` row: all of it lands, or none of it;
 3. on failure the data rolls back and the run is stored ``failed``.
+
+``run_many`` (``run all``) checks the budget and starts the runs of several
+pipelines in turn, fetches their pages concurrently (up to
+``client.max_in_flight`` pipelines at once, each one's pages in order, every
+call through the client's one rate limiter), and loads each pipeline in its
+own transaction as soon as its pages are in, on the one connection.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from crypto_etl.coincap.client import CoinCapClient
+from crypto_etl.coincap.inflight import InFlight
 from crypto_etl.config import FetchScope
 from crypto_etl.errors import BudgetExceeded, CryptoEtlError, PartialFailure
 from crypto_etl.pipelines.catalog import Pipeline
@@ -32,10 +41,10 @@ from crypto_etl.pipelines.cost import (
     scope_key,
 )
 from crypto_etl.records.parse import parse_rows
-from crypto_etl.records.rows import RunRecord
+from crypto_etl.records.rows import Rejected, RunRecord
 from crypto_etl.warehouse.connection import WarehouseConnection
 from crypto_etl.warehouse.loader import load, store_rejects
-from crypto_etl.warehouse.runlog import tracked_run
+from crypto_etl.warehouse.runlog import RunTracker, tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +109,38 @@ def run_snapshot(
     with tracked_run(
         warehouse, pipeline.name, client.stats, atomic=True, scope=key
     ) as tracker:
-        run = tracker.run
         rows, snapshot_ms = fetch(pipeline, client, plan_requests(pipeline, scope))
-        parsed = parse_rows(
-            pipeline.table.record_type, rows, {"snapshot_at": snapshot_ms}
-        )
-        run.rows_fetched = len(rows)
-        run.rows_rejected = len(parsed.rejects)
-        with warehouse.managed_cursor() as cur:
-            run.rows_inserted = load(cur, pipeline.table, parsed.records)
-            assert run.run_id is not None
-            store_rejects(cur, pipeline.name, run.run_id, parsed.rejects)
-            tracker.succeed(cur)
-    for reject in parsed.rejects:
+        rejects = _load(pipeline, tracker, warehouse, rows, snapshot_ms)
+    _report(pipeline, tracker.run, rejects)
+    return tracker.run
+
+
+def _load(
+    pipeline: Pipeline,
+    tracker: RunTracker,
+    warehouse: WarehouseConnection,
+    rows: list[Any],
+    snapshot_ms: int,
+) -> list[Rejected]:
+    """Parse and load one run's rows and complete its row, in ONE transaction.
+
+    Returns:
+        The rejected rows (stored in the same transaction).
+    """
+    run = tracker.run
+    parsed = parse_rows(pipeline.table.record_type, rows, {"snapshot_at": snapshot_ms})
+    run.rows_fetched = len(rows)
+    run.rows_rejected = len(parsed.rejects)
+    with warehouse.managed_cursor() as cur:
+        run.rows_inserted = load(cur, pipeline.table, parsed.records)
+        assert run.run_id is not None
+        store_rejects(cur, pipeline.name, run.run_id, parsed.rejects)
+        tracker.succeed(cur)
+    return parsed.rejects
+
+
+def _report(pipeline: Pipeline, run: RunRecord, rejects: list[Rejected]) -> None:
+    for reject in rejects:
         log.warning("%s: rejected a row: %s", pipeline.name, reject.reason)
     log.info(
         "%s: fetched %d, inserted %d, rejected %d rows; %d calls, %d bytes",
@@ -123,7 +151,17 @@ def run_snapshot(
         run.spent.calls,
         run.spent.bytes,
     )
-    return run
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A run begun by ``run_many``, waiting for its pages."""
+
+    pipeline: Pipeline
+    requests: list[Request]
+    client: CoinCapClient  # a view with the run's own call counters
+    tracker: RunTracker
+    lifecycle: ExitStack  # holds the open ``tracked_run``
 
 
 def run_many(
@@ -134,31 +172,78 @@ def run_many(
     scope: FetchScope = FetchScope(),
     budget: Budget | None = None,
 ) -> list[RunRecord]:
-    """Run several pipelines over one client and one connection.
+    """Run several pipelines over one client and one connection, fetching at once.
 
-    One failing does not stop the others; each checks the budget in turn.
+    Each pipeline is checked against the budget in turn (counting the
+    estimates of those already started in this call), then is its own
+    ``tracked_run`` with its own call counters; their pages are fetched
+    concurrently and each is loaded in its own transaction when its pages
+    are in. One failing does not stop the others.
+
+    Returns:
+        The stored runs, in the order of ``pipelines``.
 
     Raises:
         BudgetExceeded: every pipeline was refused by the budget.
         PartialFailure: after all ran, naming those that failed or were skipped.
     """
-    done: list[RunRecord] = []
+    ordered = list(pipelines)
+    done: dict[str, RunRecord] = {}
     problems: list[str] = []
     refused: list[BudgetExceeded] = []
-    for pipeline in pipelines:
-        try:
-            done.append(
-                run_snapshot(pipeline, client, warehouse, scope=scope, budget=budget)
-            )
-        except CryptoEtlError as exc:
-            log.error("%s: %s", pipeline.name, exc)
-            problems.append(f"{pipeline.name} ({exc})")
-            if isinstance(exc, BudgetExceeded):
-                refused.append(exc)
+
+    def problem(pipeline: Pipeline, exc: CryptoEtlError) -> None:
+        log.error("%s: %s", pipeline.name, exc)
+        problems.append(f"{pipeline.name} ({exc})")
+        if isinstance(exc, BudgetExceeded):
+            refused.append(exc)
+
+    def fetch_started(started: _Started) -> tuple[list[Any], int]:
+        return fetch(started.pipeline, started.client, started.requests)
+
+    # Runs still open when an interrupt or a bug escapes are completed as
+    # failed by this stack.
+    with ExitStack() as open_runs:
+        started: list[_Started] = []
+        admitted = 0  # credits expected of the runs started so far
+        for pipeline in ordered:
+            key = scope_key(pipeline, scope)
+            view = client.with_own_stats()
+            lifecycle = ExitStack()
+            try:
+                if budget is not None:
+                    cost = run_cost(warehouse, pipeline, scope)
+                    guard(warehouse, budget, pipeline.name, cost, key, admitted)
+                    admitted += cost.credits
+                tracker = lifecycle.enter_context(
+                    tracked_run(
+                        warehouse, pipeline.name, view.stats, atomic=True, scope=key
+                    )
+                )
+            except CryptoEtlError as exc:
+                problem(pipeline, exc)
+                continue
+            open_runs.enter_context(lifecycle)
+            requests = plan_requests(pipeline, scope)
+            started.append(_Started(pipeline, requests, view, tracker, lifecycle))
+        with InFlight(fetch_started, started, client.max_in_flight) as calls:
+            for call in calls:
+                run = call.item
+                try:
+                    with run.lifecycle:  # leaving it ends the tracked_run
+                        rows, snapshot_ms = call.result()
+                        rejects = _load(
+                            run.pipeline, run.tracker, warehouse, rows, snapshot_ms
+                        )
+                except CryptoEtlError as exc:
+                    problem(run.pipeline, exc)
+                    continue
+                _report(run.pipeline, run.tracker.run, rejects)
+                done[run.pipeline.name] = run.tracker.run
     if refused and len(refused) == len(problems) and not done:
         raise BudgetExceeded("; ".join(str(exc) for exc in refused))
     if problems:
         raise PartialFailure(
             f"{len(problems)} pipeline(s) did not load: " + "; ".join(problems)
         )
-    return done
+    return [done[p.name] for p in ordered if p.name in done]

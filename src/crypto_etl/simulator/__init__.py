@@ -10,6 +10,13 @@ and `crypto-etl demo` start it.
 
 from crypto_etl.simulator.accounting import RequestRecord
 from crypto_etl.simulator.curve import INTERVAL_MS, MAX_HISTORY_WINDOW_MS
+from crypto_etl.simulator.faults import Latency
 from crypto_etl.simulator.server import CoinCapSimulator
 
-__all__ = ["CoinCapSimulator", "INTERVAL_MS", "MAX_HISTORY_WINDOW_MS", "RequestRecord"]
+__all__ = [
+    "CoinCapSimulator",
+    "INTERVAL_MS",
+    "Latency",
+    "MAX_HISTORY_WINDOW_MS",
+    "RequestRecord",
+]

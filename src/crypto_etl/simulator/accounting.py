@@ -1,7 +1,8 @@
 """What the simulator served: request counts, body bytes and a request log.
 
-Tests read these to prove a client made no call, or that its credit
-accounting matches the bytes actually served. The API key never reaches the
+Tests read these to prove a client made no call, that its credit
+accounting matches the bytes actually served, or that it kept to the rate
+limit (arrival times). The API key never reaches the
 log: the server drops ``apiKey`` from the query before recording.
 """
 
@@ -26,13 +27,16 @@ def charge(body_bytes: int) -> int:
 class RequestRecord:
     """One served request: ``params`` is the query without ``apiKey``;
     ``body_bytes`` counts the body bytes actually written (half of the body
-    for a truncated answer)."""
+    for a truncated answer); ``received_at`` is when the request arrived
+    (``time.monotonic()``, before any latency), so a test can count the
+    calls of any time span as the API would."""
 
     method: str
     path: str
     params: dict[str, str]
     status: int
     body_bytes: int
+    received_at: float
 
 
 class Stats:

@@ -7,6 +7,7 @@ one answer fault (a status or a truncation), so "slow, then 500" is two calls.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import dataclass
@@ -61,6 +62,44 @@ class Decision:
     retry_after: str | None = None
     body: bytes = b""
     truncate: str | None = None
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A network delay added before every answer: ``low_ms`` to ``high_ms``.
+
+    Equal bounds give a fixed delay; otherwise each call draws one,
+    uniformly, so answers may come back out of order as on a real network.
+    """
+
+    low_ms: float = 0.0
+    high_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low_ms <= self.high_ms < math.inf:
+            raise ValueError("latency must be 0 <= low <= high milliseconds")
+
+    @classmethod
+    def parse(cls, text: str) -> Latency:
+        """Read ``"250"`` (fixed) or ``"100-400"`` (a range), in milliseconds.
+
+        Raises:
+            ValueError: for anything else, or a range whose low end is higher.
+        """
+        low, sep, high = text.strip().partition("-")
+        try:
+            bounds = (float(low), float(high if sep else low))
+        except ValueError:
+            raise ValueError(
+                f"latency must be milliseconds like 250 or 100-400, got {text!r}"
+            ) from None
+        return cls(*bounds)
+
+    def draw(self, rng: random.Random) -> float:
+        """Return one call's delay in seconds."""
+        if self.high_ms == self.low_ms:
+            return self.low_ms / 1000
+        return rng.uniform(self.low_ms, self.high_ms) / 1000
 
 
 class FaultPlan:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import random
 import socket
 import threading
 import time
@@ -22,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from crypto_etl.simulator.accounting import RequestRecord, Stats
 from crypto_etl.simulator.api import dispatch, retired, route_name
-from crypto_etl.simulator.faults import Fault, FaultPlan
+from crypto_etl.simulator.faults import Fault, FaultPlan, Latency
 from crypto_etl.simulator.market import DEFAULT_START_MS, TICK_MS, Market
 
 _log = logging.getLogger(__name__)
@@ -51,16 +52,26 @@ class _State:
         api_key: str,
         market: Market,
         faults: FaultPlan,
+        latency: Latency,
+        seed: int,
         monthly_credits: int | None = None,
         exhausted_status: int = 403,
     ) -> None:
         self.market = market
         self.faults = faults
+        self.latency = latency
         self.stats = Stats()
         self.monthly_credits = monthly_credits
         self.exhausted_status = exhausted_status
         self._bearer = ("Bearer " + api_key).encode()
         self._key = api_key.encode()
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+
+    def network_delay(self) -> float:
+        """Seconds to hold this answer, as a network would."""
+        with self._rng_lock:
+            return self.latency.draw(self._rng)
 
     def exhausted(self) -> bool:
         """Tell whether the key has used its monthly credits."""
@@ -125,6 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Stay quiet: the default access log prints the query, hence the key."""
 
     def do_GET(self) -> None:
+        received_at = time.monotonic()
         state = cast(_Server, self.server).state
         split = urlsplit(self.path)
         path = split.path
@@ -139,12 +151,14 @@ class _Handler(BaseHTTPRequestHandler):
             reply = _Reply(state.exhausted_status, EXHAUSTED_BODY)
         else:
             reply = self._answer(state, path, params)
+        delay = state.network_delay()
+        if delay:
+            time.sleep(delay)
         sent = len(reply.payload)
         # Counted before writing: a client may check the stats as soon as it
         # has read the answer, before this thread runs again.
-        state.stats.record(
-            route, RequestRecord("GET", path, params, reply.status, sent)
-        )
+        record = RequestRecord("GET", path, params, reply.status, sent, received_at)
+        state.stats.record(route, record)
         _log.debug("GET %s -> %d (%d bytes)", path, reply.status, sent)
         self._send(reply)
 
@@ -219,6 +233,8 @@ class CoinCapSimulator:
     once the requests served have cost that many credits (CoinCap's rule)
     every request gets ``exhausted_status`` (403 or 429) and a body about
     the credit limit, as an exhausted key does.
+    ``latency_ms`` (milliseconds, fixed or a ``(low, high)`` range) delays
+    every answer, as a real network does.
     """
 
     def __init__(
@@ -236,6 +252,7 @@ class CoinCapSimulator:
         n_assets: int | None = None,
         monthly_credits: int | None = None,
         exhausted_status: int = 403,
+        latency_ms: float | tuple[float, float] = 0.0,
     ) -> None:
         """Build the market; raises ValueError for an empty key or bad options."""
         if size not in SIZES:
@@ -261,10 +278,16 @@ class CoinCapSimulator:
         if start_ms is None:
             start_ms = DEFAULT_START_MS if auto_tick_seconds is None else _now_ms()
         market = Market(seed=seed, start_ms=start_ms, **shape)
+        market = Market(
+            seed=seed, start_ms=start_ms, n_exchanges=n_exchanges, n_assets=n_assets
+        )
+        bounds = latency_ms if isinstance(latency_ms, tuple) else (latency_ms,) * 2
         self._state = _State(
             api_key,
             market,
             FaultPlan(fault_rate=fault_rate, seed=seed),
+            Latency(*bounds),
+            seed,
             monthly_credits,
             exhausted_status,
         )
