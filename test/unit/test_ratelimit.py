@@ -61,3 +61,33 @@ def test_shared_between_threads_it_still_holds_the_rate():
 def test_rejects_a_rate_of_zero():
     with pytest.raises(ValueError):
         RateLimiter(0)
+
+
+def test_a_pause_holds_the_next_call_then_resumes_at_the_rate_without_a_burst():
+    t = FakeTime()
+    limiter = RateLimiter(600, burst=5, clock=t.clock, sleep=t.sleep)
+    limiter.acquire()
+    paused_at = t.now
+    limiter.pause(2.0)
+    limiter.pause(0.5)  # a shorter pause does not cut the running one
+    stamps = []
+    for _ in range(4):
+        limiter.acquire()
+        stamps.append(t.now - paused_at)
+    assert stamps == pytest.approx([2.0, 2.1, 2.2, 2.3])
+
+
+def test_a_caller_already_waiting_when_a_pause_begins_waits_for_it_too():
+    t = FakeTime()
+    limiter = None
+
+    def sleep(seconds):
+        # Another worker's call gets a 429 while this one waits for its slot.
+        t.sleep(seconds)
+        if t.now < 1001.5:
+            limiter.pause(3.0)
+
+    limiter = RateLimiter(60, burst=1, clock=t.clock, sleep=sleep)
+    limiter.acquire()  # t = 1000
+    limiter.acquire()  # its slot is t = 1001, but the pause runs to 1004
+    assert t.now == pytest.approx(1004.0)
