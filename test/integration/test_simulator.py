@@ -588,3 +588,33 @@ def test_stop_closes_kept_alive_connections(http: requests.Session) -> None:
     sim.stop()
     with pytest.raises(requests.exceptions.ConnectionError):
         http.get(url, timeout=5)
+
+
+def test_latency_delays_every_answer_by_a_fixed_time_or_one_drawn_from_a_range(
+    http: requests.Session,
+) -> None:
+    from crypto_etl.simulator import Latency
+
+    with CoinCapSimulator(api_key=KEY, latency_ms=(200, 300)) as sim:
+        took = []
+        for _ in range(3):
+            began = time.perf_counter()
+            assert get(http, sim, "/rates").status_code == 200
+            took.append(time.perf_counter() - began)
+    assert min(took) >= 0.2
+    assert Latency.parse("250") == Latency(250, 250)
+    assert Latency.parse(" 100-400 ") == Latency(100, 400)
+    for bad in ("fast", "400-100", "-5", "nan", "inf"):
+        with pytest.raises(ValueError, match="latency must be"):
+            Latency.parse(bad)
+
+
+def test_simulate_refuses_a_bad_latency_as_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from crypto_etl.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "--latency-ms", "soon"])
+    assert info.value.code == 2
+    assert "latency must be milliseconds like 250 or 100-400" in capsys.readouterr().err

@@ -220,3 +220,15 @@ def test_bad_metabase_url_and_port_are_rejected(tmp_path):
 def test_the_projects_env_file_sets_the_reader_and_metabase_groups_whole():
     settings = load_settings({}, PROJECT_ENV_FILE)
     assert settings.reader is not None and settings.metabase is not None
+
+
+def test_calls_in_flight_default_to_8_and_must_be_a_whole_number_up_to_64(tmp_path):
+    no_file = tmp_path / "none"
+    assert load_settings(FULL, no_file).max_in_flight == 8
+    assert (
+        load_settings({**FULL, "COINCAP_MAX_IN_FLIGHT": "2"}, no_file).max_in_flight
+        == 2
+    )
+    for bad in ("0", "2.5", "many", "65"):
+        with pytest.raises(ConfigError, match="COINCAP_MAX_IN_FLIGHT must be a whole"):
+            load_settings({**FULL, "COINCAP_MAX_IN_FLIGHT": bad}, no_file)
