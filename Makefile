@@ -83,6 +83,7 @@ down:
 bench: setup
 	$(BIN)/python bench/load_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/backfill_memory.py
+	$(BIN)/python bench/throughput_bench.py
 
 bench-dashboard: setup
 	$(BIN)/python bench/dashboard_bench.py

@@ -4,8 +4,9 @@ Starts the CoinCap simulator (in this process) and a durable throwaway
 PostgreSQL (``LocalWarehouse``, ``fast=False``), then runs the real command,
 ``crypto-etl backfill --top N --interval m1 --start ... --end ...``, in a
 subprocess whose rate limit is high enough never to throttle. Its peak RSS is
-the kernel's ``ru_maxrss`` of that subprocess (``os.wait4``), so it measures
-the command a user runs and nothing of this harness or the simulator. The
+the kernel's ``ru_maxrss`` of that subprocess (``benchlib.run_measured``), so
+it measures the command a user runs and nothing of this harness or the
+simulator. The
 loaded rows and checkpointed windows are counted afterwards.
 
     python bench/backfill_memory.py                  # 1,008,000 points
@@ -18,22 +19,28 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
-from benchlib import MB, markdown_table, server_info, throwaway_warehouse
+from benchlib import (
+    MB,
+    Measured,
+    command_env,
+    crypto_etl_command,
+    loaded,
+    markdown_table,
+    run_measured,
+    server_info,
+    throwaway_warehouse,
+)
 from crypto_etl.config import WarehouseSettings
 from crypto_etl.simulator import CoinCapSimulator
-from crypto_etl.warehouse.connection import WarehouseConnection
 
 POINTS_PER_DAY = 1440  # m1
 LIMIT_MB = 200
@@ -58,17 +65,6 @@ class BackfillRun:
         return self.points / self.seconds
 
 
-def crypto_etl_command() -> list[str]:
-    """The installed ``crypto-etl`` script of this interpreter's environment."""
-    script = Path(sys.executable).parent / "crypto-etl"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("crypto-etl")
-    if found is None:
-        raise SystemExit("crypto-etl is not installed: run `make setup` first")
-    return [found]
-
-
 def run_backfill_command(
     settings: WarehouseSettings,
     sim: CoinCapSimulator,
@@ -76,19 +72,10 @@ def run_backfill_command(
     assets: int,
     days: int,
     log_path: Path,
-) -> tuple[float, int, int]:
-    """Run ``crypto-etl backfill`` once; return seconds, peak RSS bytes, exit code."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAREHOUSE_")}
-    env.update(
-        WAREHOUSE_HOST=settings.host,
-        WAREHOUSE_PORT=str(settings.port),
-        WAREHOUSE_DB=settings.dbname,
-        WAREHOUSE_USER=settings.user,
-        WAREHOUSE_PASSWORD=settings.password.reveal(),
-        COINCAP_API_KEY=api_key,
-        COINCAP_BASE_URL=sim.base_url,
-        COINCAP_CALLS_PER_MINUTE="1000000",
-        CRYPTO_ETL_ENV_FILE=str(log_path.parent / "no-env-file"),
+) -> Measured:
+    """Run ``crypto-etl backfill`` once, unthrottled, and measure it."""
+    env = command_env(
+        settings, sim.base_url, api_key, COINCAP_CALLS_PER_MINUTE="1000000"
     )
     start = END - timedelta(days=days)
     command = crypto_etl_command() + [
@@ -102,28 +89,7 @@ def run_backfill_command(
         "--end",
         END.date().isoformat(),
     ]
-    with open(log_path, "wb") as log:
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
-        # wait4 gives this child's own rusage (ru_maxrss in kB on Linux).
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, usage.ru_maxrss * 1024, child.returncode
-
-
-def loaded(settings: WarehouseSettings) -> tuple[int, int]:
-    """Return the points in ``asset_history`` and the checkpointed windows."""
-    with WarehouseConnection(settings) as warehouse:
-        with warehouse.managed_cursor() as cur:
-            cur.execute(
-                "SELECT (SELECT count(*) FROM coincap.asset_history),"
-                " (SELECT count(*) FROM coincap.backfill_windows)"
-            )
-            row = cur.fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
+    return run_measured(command, env, log_path)
 
 
 def measure(points: int, assets: int) -> BackfillRun:
@@ -146,12 +112,9 @@ def measure(points: int, assets: int) -> BackfillRun:
                 "of m1) ...",
                 file=sys.stderr,
             )
-            seconds, peak, code = run_backfill_command(
+            run = run_backfill_command(
                 settings, sim, api_key, assets, days, work / "backfill.log"
             )
-            if code != 0:
-                tail = (work / "backfill.log").read_text(errors="replace")[-3000:]
-                raise SystemExit(f"crypto-etl backfill exited {code}:\n{tail}")
             rows, windows = loaded(settings)
             server = server_info(settings)
     finally:
@@ -161,7 +124,7 @@ def measure(points: int, assets: int) -> BackfillRun:
             f"loaded {rows:,} points in {windows} windows, expected {expected:,} "
             f"in {days * assets}"
         )
-    return BackfillRun(rows, windows, seconds, peak, server)
+    return BackfillRun(rows, windows, run.seconds, run.peak_rss, server)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -1,19 +1,26 @@
-"""What both benchmarks share: a throwaway warehouse, memory probes, a table.
+"""What the benchmarks share: a throwaway warehouse, measured commands, a table.
 
 The warehouse is the project's own ``LocalWarehouse`` in a fresh /tmp dir on
 a free port, with ``fast=False`` (fsync and synchronous commit on, as a real
 warehouse runs), migrated with ``crypto_etl.warehouse.connection.migrate``; it is
-stopped and deleted when the block ends.
+stopped and deleted when the block ends. A measured command runs in a
+subprocess whose peak RSS is its own ``ru_maxrss``, so it counts nothing of
+the harness or of the simulator serving it.
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import secrets
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -68,6 +75,94 @@ def throwaway_warehouse() -> Iterator[WarehouseSettings]:
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def crypto_etl_command() -> list[str]:
+    """The installed ``crypto-etl`` script of this interpreter's environment."""
+    script = Path(sys.executable).parent / "crypto-etl"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("crypto-etl")
+    if found is None:
+        raise SystemExit("crypto-etl is not installed: run `make setup` first")
+    return [found]
+
+
+def command_env(
+    settings: WarehouseSettings, base_url: str, api_key: str, **extra: str
+) -> dict[str, str]:
+    """The environment of a measured command: this warehouse and API, no env file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAREHOUSE_")}
+    env.update(
+        WAREHOUSE_HOST=settings.host,
+        WAREHOUSE_PORT=str(settings.port),
+        WAREHOUSE_DB=settings.dbname,
+        WAREHOUSE_USER=settings.user,
+        WAREHOUSE_PASSWORD=settings.password.reveal(),
+        COINCAP_API_KEY=api_key,
+        COINCAP_BASE_URL=base_url,
+        CRYPTO_ETL_ENV_FILE="/nonexistent/crypto-etl-bench-env",
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One command run: wall seconds, its own peak RSS, its exit code."""
+
+    seconds: float
+    peak_rss: int
+    code: int
+
+
+# Linux carries a process's peak RSS across fork and exec, so a command
+# started straight from this (large) harness would report at least the
+# harness's size. A bare interpreter starts it instead and reports the
+# command's own peak (ru_maxrss of its children, in kB).
+_LAUNCHER = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
+
+
+def run_measured(command: list[str], env: dict[str, str], log_path: Path) -> Measured:
+    """Run ``command`` with ``env``, its output to ``log_path``; measure it.
+
+    Raises:
+        SystemExit: the command failed (the end of its log is shown).
+    """
+    peak_path = log_path.with_suffix(".peak")
+    launcher = [sys.executable, "-c", _LAUNCHER, str(peak_path)]
+    with open(log_path, "wb") as log:
+        started = time.perf_counter()
+        code = subprocess.call(
+            launcher + command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+        seconds = time.perf_counter() - started
+    if code != 0:
+        tail = log_path.read_text(errors="replace")[-3000:]
+        raise SystemExit(f"{' '.join(command[:2])} exited {code}:\n{tail}")
+    return Measured(seconds, int(peak_path.read_text()) * 1024, code)
+
+
+def loaded(settings: WarehouseSettings) -> tuple[int, int]:
+    """Return the points in ``asset_history`` and the checkpointed windows."""
+    with WarehouseConnection(settings) as warehouse:
+        with warehouse.managed_cursor() as cur:
+            cur.execute(
+                "SELECT (SELECT count(*) FROM coincap.asset_history),"
+                " (SELECT count(*) FROM coincap.backfill_windows)"
+            )
+            row = cur.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def server_info(settings: WarehouseSettings) -> str:
