@@ -5,6 +5,11 @@ how long a run took: the limits here are high, or the calls few, so the
 suite stays fast.
 """
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -221,3 +226,31 @@ def test_run_all_fetches_its_pipelines_at_once_each_counting_its_own_calls(
     }
     assert stored == served
     assert sum(r.spent.bytes for r in runs) == sim.bytes_sent
+
+
+def test_ctrl_c_with_calls_in_flight_stops_at_once_and_records_the_run(
+    env, simulator, db
+):
+    args = [sys.executable, "-m", "crypto_etl.cli", "backfill", "--asset", "bitcoin"]
+    args += ["--interval", "m1", "--start", "2024-07-01", "--end", "2024-08-01"]
+    simulator.delay_next(0.2, times=1000, path="/assets/bitcoin/history")
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **env, "COINCAP_MAX_IN_FLIGHT": "4"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    while checkpoints(db) < 3:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    # From now on each answer takes a minute: a Ctrl-C that waited for the
+    # calls in flight would wait that long.
+    simulator.clear_faults()
+    simulator.delay_next(60, times=1000, path="/assets/bitcoin/history")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert query(db, "SELECT status, error_message FROM coincap.etl_runs") == [
+        ("failed", "interrupted")
+    ]
+    every_checkpoint_is_whole(db)

@@ -102,11 +102,19 @@ class _LineReader(io.RawIOBase):
     def __init__(self, lines: Iterator[str]) -> None:
         self._lines = lines
         self._buffer = b""
+        self.raised: BaseException | None = None
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> bytes:
+        try:
+            return self._read(size)
+        except BaseException as exc:  # kept for _copy: psycopg2 drops it
+            self.raised = exc
+            raise
+
+    def _read(self, size: int | None) -> bytes:
         want = size if size and size > 0 else 1 << 20
         parts = [self._buffer]
         have = len(self._buffer)
@@ -182,6 +190,23 @@ def _key_exists(cur: Cursor, table: Table, record: Any) -> bool:
     return bool(row and row[0])
 
 
+def _copy(cur: Cursor, statement: sql.Composable, lines: Iterator[str]) -> None:
+    """COPY ``lines`` in with ``statement``.
+
+    psycopg2 reports anything raised while it reads the lines (a Ctrl-C
+    landing there, most of all) as a failed COPY and drops it: it is raised
+    again here, so an interrupt stays an interrupt (exit 130), not a
+    warehouse error.
+    """
+    reader = _LineReader(lines)
+    try:
+        cur.copy_expert(statement, reader)
+    except psycopg2.Error:
+        if reader.raised is not None:
+            raise reader.raised from None
+        raise
+
+
 def _copy_if_all_new(cur: Cursor, table: Table, chunk: list[Any]) -> int | None:
     """COPY ``chunk`` into the table; None (and nothing loaded) if a key exists."""
     copy = sql.SQL("COPY {table} ({cols}) FROM STDIN").format(
@@ -189,7 +214,7 @@ def _copy_if_all_new(cur: Cursor, table: Table, chunk: list[Any]) -> int | None:
     )
     cur.execute("SAVEPOINT crypto_etl_load")
     try:
-        cur.copy_expert(copy, _LineReader(copy_lines(chunk, table.columns)))
+        _copy(cur, copy, copy_lines(chunk, table.columns))
     except psycopg2.errors.UniqueViolation:
         cur.execute("ROLLBACK TO SAVEPOINT crypto_etl_load")
         return None
@@ -227,9 +252,7 @@ class _Staging:
 
     def merge(self, chunk: list[Any]) -> int:
         """COPY ``chunk`` into staging, insert what is new; return rows inserted."""
-        self.cur.copy_expert(
-            self.copy, _LineReader(copy_lines(chunk, self.table.columns))
-        )
+        _copy(self.cur, self.copy, copy_lines(chunk, self.table.columns))
         self.cur.execute(self.move)
         added = int(self.cur.rowcount)
         self.cur.execute(self.clear)
