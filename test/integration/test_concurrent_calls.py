@@ -251,6 +251,6 @@ def test_ctrl_c_with_calls_in_flight_stops_at_once_and_records_the_run(
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert query(db, "SELECT status, error_message FROM coincap.etl_runs") == [
-        ("failed", "interrupted")
+        ("failed", "interrupted by SIGINT")
     ]
     every_checkpoint_is_whole(db)
