@@ -109,22 +109,24 @@ def command_env(
 
 @dataclass(frozen=True)
 class Measured:
-    """One command run: wall seconds, its own peak RSS, its exit code."""
+    """One command run: wall seconds, its own peak RSS and CPU seconds, exit code."""
 
     seconds: float
     peak_rss: int
     code: int
+    cpu_seconds: float = 0.0
 
 
 # Linux carries a process's peak RSS across fork and exec, so a command
 # started straight from this (large) harness would report at least the
 # harness's size. A bare interpreter starts it instead and reports the
-# command's own peak (ru_maxrss of its children, in kB).
+# command's own peak (ru_maxrss of its children, in kB) and CPU time.
 _LAUNCHER = """
 import resource, subprocess, sys
 code = subprocess.call(sys.argv[2:])
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(sys.argv[1], "w") as out:
-    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+    out.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
 sys.exit(code)
 """
 
@@ -150,7 +152,8 @@ def run_measured(command: list[str], env: dict[str, str], log_path: Path) -> Mea
     if code != 0:
         tail = log_path.read_text(errors="replace")[-3000:]
         raise SystemExit(f"{' '.join(command[:2])} exited {code}:\n{tail}")
-    return Measured(seconds, int(peak_path.read_text()) * 1024, code)
+    peak_kb, cpu = peak_path.read_text().split()
+    return Measured(seconds, int(peak_kb) * 1024, code, float(cpu))
 
 
 def loaded(settings: WarehouseSettings) -> tuple[int, int]:

@@ -26,6 +26,7 @@ point once.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import shutil
 import sys
@@ -76,6 +77,7 @@ class Result:
     calls_per_minute: float
     busiest_minute: int
     peak_rss: int
+    cpu_seconds: float
     points_ok: bool
 
 
@@ -156,6 +158,7 @@ class Bench:
             (len(arrivals) - 1) / span * 60 if span else 0.0,
             busiest_span(arrivals),
             measured.peak_rss,
+            measured.cpu_seconds,
             ok,
         )
 
@@ -213,6 +216,7 @@ def report(rows: list[Result], costs: list[Result]) -> tuple[str, list[str]]:
                 f"{share:.0%}",
                 str(r.busiest_minute),
                 f"{r.peak_rss / MB:.1f}",
+                f"{r.cpu_seconds / r.calls * 1000:.0f}",
                 "exactly once" if r.points_ok else "WRONG",
             ]
         )
@@ -226,6 +230,7 @@ def report(rows: list[Result], costs: list[Result]) -> tuple[str, list[str]]:
             f"of {LIMIT}/min",
             "most in 60 s",
             "peak RSS (MB)",
+            "CPU ms/call",
             "points",
         ],
         table,
@@ -246,6 +251,7 @@ def report(rows: list[Result], costs: list[Result]) -> tuple[str, list[str]]:
                 f"{r.calls_per_minute:.0f}",
                 f"{ratio:.2f}×",
                 f"{r.peak_rss / MB:.1f}",
+                f"{r.cpu_seconds / r.calls * 1000:.0f}",
             ]
         )
     second = markdown_table(
@@ -256,6 +262,7 @@ def report(rows: list[Result], costs: list[Result]) -> tuple[str, list[str]]:
             "calls/min",
             "vs minimal",
             "peak RSS (MB)",
+            "CPU ms/call",
         ],
         lines,
     )
@@ -283,6 +290,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every measurement, print the tables, exit 1 if a target is missed."""
     args = parse_args(argv)
+    load_before = os.getloadavg()[1]
     work = Path(tempfile.mkdtemp(prefix="crypto-etl-bench-throughput-"))
     try:
         with throwaway_warehouse() as settings:
@@ -296,7 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"\n`crypto-etl backfill --interval m1` of one-call windows, simulator "
         f"over HTTP with added latency, limit {LIMIT}/min (burst {BURST}), "
-        f"{server}; rates counted at the simulator.\n"
+        f"{server}; rates counted at the simulator; 5-minute load average "
+        f"{load_before:.1f} before, {os.getloadavg()[1]:.1f} after, on "
+        f"{os.cpu_count()} CPUs.\n"
     )
     print(tables)
     for line in missed:
