@@ -16,7 +16,7 @@ class Gate:
     """Calls that report their start and wait until the test releases them."""
 
     def __init__(self):
-        self.started = queue.Queue()
+        self.started: queue.Queue[int] = queue.Queue()
         self.release = {i: threading.Event() for i in range(10)}
         self.finished = []
         self.running = 0

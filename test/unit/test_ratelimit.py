@@ -79,15 +79,16 @@ def test_a_pause_holds_the_next_call_then_resumes_at_the_rate_without_a_burst():
 
 def test_a_caller_already_waiting_when_a_pause_begins_waits_for_it_too():
     t = FakeTime()
-    limiter = None
+    limiters: list[RateLimiter] = []
 
     def sleep(seconds):
         # Another worker's call gets a 429 while this one waits for its slot.
         t.sleep(seconds)
         if t.now < 1001.5:
-            limiter.pause(3.0)
+            limiters[0].pause(3.0)
 
     limiter = RateLimiter(60, burst=1, clock=t.clock, sleep=sleep)
+    limiters.append(limiter)
     limiter.acquire()  # t = 1000
     limiter.acquire()  # its slot is t = 1001, but the pause runs to 1004
     assert t.now == pytest.approx(1004.0)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
@@ -252,11 +253,8 @@ def run_backfill(
             client.max_in_flight,
         )
         failure: CryptoEtlError | None = None
-
-        def fetch(window: Window) -> Fetched:
-            return _fetch_window(client, window)
-
         loaded = 0
+        fetch = partial(_fetch_window, client)
         with InFlight(fetch, plan.todo, client.max_in_flight) as calls:
             for call in calls:
                 try:
@@ -264,6 +262,8 @@ def run_backfill(
                 except CryptoEtlError as exc:
                     # No new call; those in flight come back and are loaded.
                     calls.stop()
+                    if failure is not None:
+                        log.error("backfill: also failed: %s", exc)
                     failure = failure or exc
                     continue
                 inserted = _load_window(warehouse, call.item, fetched)
