@@ -27,9 +27,10 @@ def charge(body_bytes: int) -> int:
 class RequestRecord:
     """One served request: ``params`` is the query without ``apiKey``;
     ``body_bytes`` counts the body bytes actually written (half of the body
-    for a truncated answer); ``received_at`` is when the request arrived
-    (``time.monotonic()``, before any latency), so a test can count the
-    calls of any time span as the API would."""
+    for a truncated answer); ``received_at`` is when the request arrived and
+    ``answered_at`` when its answer began (``time.monotonic()``, latency
+    included), so a test can count the calls of any time span as the API
+    would, and see which calls the server held at once."""
 
     method: str
     path: str
@@ -37,6 +38,7 @@ class RequestRecord:
     status: int
     body_bytes: int
     received_at: float
+    answered_at: float
 
 
 class Stats:

@@ -157,7 +157,9 @@ class _Handler(BaseHTTPRequestHandler):
         sent = len(reply.payload)
         # Counted before writing: a client may check the stats as soon as it
         # has read the answer, before this thread runs again.
-        record = RequestRecord("GET", path, params, reply.status, sent, received_at)
+        record = RequestRecord(
+            "GET", path, params, reply.status, sent, received_at, time.monotonic()
+        )
         state.stats.record(route, record)
         _log.debug("GET %s -> %d (%d bytes)", path, reply.status, sent)
         self._send(reply)

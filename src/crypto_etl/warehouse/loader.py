@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import signal
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -35,6 +36,8 @@ from crypto_etl.records.rows import Rejected, column_names
 from crypto_etl.warehouse.connection import Cursor
 
 DEFAULT_CHUNK_ROWS = 100_000
+# Held back during a COPY (see _copy).
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -193,18 +196,22 @@ def _key_exists(cur: Cursor, table: Table, record: Any) -> bool:
 def _copy(cur: Cursor, statement: sql.Composable, lines: Iterator[str]) -> None:
     """COPY ``lines`` in with ``statement``.
 
-    psycopg2 reports anything raised while it reads the lines (a Ctrl-C
-    landing there, most of all) as a failed COPY and drops it: it is raised
-    again here, so an interrupt stays an interrupt (exit 130), not a
-    warehouse error.
+    psycopg2 runs the reader's Python code inside its own C call and drops
+    anything raised there, reporting a failed COPY instead. So SIGINT and
+    SIGTERM are held back for the COPY and delivered as it returns (an
+    interrupt stays an interrupt: exit 130/143, not a warehouse error), and
+    an error raised while formatting the lines is raised again as itself.
     """
     reader = _LineReader(lines)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         cur.copy_expert(statement, reader)
     except psycopg2.Error:
         if reader.raised is not None:
             raise reader.raised from None
         raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _copy_if_all_new(cur: Cursor, table: Table, chunk: list[Any]) -> int | None:
