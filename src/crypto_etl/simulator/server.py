@@ -280,9 +280,6 @@ class CoinCapSimulator:
         if start_ms is None:
             start_ms = DEFAULT_START_MS if auto_tick_seconds is None else _now_ms()
         market = Market(seed=seed, start_ms=start_ms, **shape)
-        market = Market(
-            seed=seed, start_ms=start_ms, n_exchanges=n_exchanges, n_assets=n_assets
-        )
         bounds = latency_ms if isinstance(latency_ms, tuple) else (latency_ms,) * 2
         self._state = _State(
             api_key,
