@@ -116,7 +116,7 @@ def test_an_unreachable_alert_url_changes_neither_exit_code_nor_data(
     monkeypatch.setenv("ALERT_URLS", f"json://127.0.0.1:{port}/hook/s3cret-token")
     monkeypatch.setenv("HEALTHCHECK_URL", f"http://127.0.0.1:{port}/ping/tok3n")
     monkeypatch.setenv("COINCAP_MONTHLY_CREDITS", "1")  # an alert is due
-    result = cli("run", "exchanges")
+    result = cli("run", "exchanges", "--ignore-budget")
     assert result.code == 0
     assert result.out.startswith("exchanges: fetched 60, inserted 60")
     assert query(db, "SELECT count(*) FROM coincap.exchanges") == [(60,)]
@@ -138,10 +138,10 @@ def test_an_undelivered_alert_is_sent_on_the_next_check(
     monkeypatch.setenv("COINCAP_MONTHLY_CREDITS", "1")
     host = receiver.url.removeprefix("http://")
     monkeypatch.setenv("ALERT_URLS", f"json://127.0.0.1:{free_port()}/alerts")
-    watched("run", "exchanges")
+    watched("run", "exchanges", "--ignore-budget")
     assert receiver.alerts() == []
     monkeypatch.setenv("ALERT_URLS", f"json://{host}/alerts")
-    watched("run", "rates")
+    watched("run", "rates", "--ignore-budget")
     [(spent,)] = query(db, "SELECT sum(credits) FROM coincap.etl_runs")
     # Sent with the figures of the check that delivered it.
     assert sorted(titles(receiver)) == [
@@ -239,9 +239,9 @@ def test_no_secret_appears_in_any_alert_or_ping(watched, monkeypatch, receiver, 
         "INSERT INTO coincap.etl_runs (pipeline, started_at, status)"
         " VALUES ('exchanges', now(), 'running')",
     )
-    watched("run", "exchanges")
+    watched("run", "exchanges", "--ignore-budget")
     monkeypatch.setenv("COINCAP_API_KEY", API_KEY)
-    watched("run", "exchanges")
+    watched("run", "exchanges", "--ignore-budget")
     assert len(receiver.alerts()) >= 4
     everything = b"".join(r.body + r.path.encode() for r in receiver.requests)
     for secret in (WRONG_KEY, API_KEY, TEST_PASSWORD):

@@ -47,7 +47,7 @@ def test_a_healthy_setup_passes_with_warnings_for_what_is_optional(cli, db):
         " (recorded as a `doctor` run)"
     )
     [(spent,)] = query(db, "SELECT sum(credits) FROM coincap.etl_runs")
-    assert found["credits"].startswith(f"ok    credits    {spent} of 2500 this month")
+    assert found["credits"].startswith(f"ok    credits    {spent} of 4000 this month")
     assert found["schedule"].endswith("; last run started 0 min ago")
     assert found["alerts"].startswith("warn  alerts     ALERT_URLS not set")
     assert found["pings"].startswith("warn  pings      HEALTHCHECK_URL not set")

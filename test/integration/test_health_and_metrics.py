@@ -147,7 +147,7 @@ def test_metrics_parse_and_tell_runs_rows_credits_freshness(fresh, db):
     )
     [(spent,)] = query(db, "SELECT sum(credits) FROM coincap.etl_runs")
     assert samples[("crypto_etl_credits_spent_month", ())] == spent
-    assert samples[("crypto_etl_credits_budget_month", ())] == 2500
+    assert samples[("crypto_etl_credits_budget_month", ())] == 4000
     age = (
         "crypto_etl_data_age_seconds",
         (("pipeline", "rates"), ("table", "coincap.rates")),
