@@ -16,6 +16,7 @@ database fixture build on it), ``browser`` on every test that uses the
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 import os
 import shutil
 import socket
@@ -181,6 +182,27 @@ def query(
     with WarehouseConnection(settings) as w, w.managed_cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchall() if cur.description else []
+
+
+@contextmanager
+def holding_lock(settings: WarehouseSettings, name: str) -> Iterator[None]:
+    """Hold pipeline ``name``'s advisory lock from another session, as a
+    concurrent run would."""
+    from crypto_etl.warehouse.connection import lock_key
+
+    holder = psycopg2.connect(
+        host=settings.host,
+        port=settings.port,
+        dbname=settings.dbname,
+        user=settings.user,
+        password=settings.password.reveal(),
+    )
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (lock_key(name),))
+        yield
+    finally:
+        holder.close()
 
 
 @pytest.fixture

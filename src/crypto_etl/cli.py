@@ -8,6 +8,7 @@ Each command is a few lines that call one library function. Every
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 import logging
 import signal
 import sys
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 from urllib.parse import urlencode
 
 from crypto_etl import logs
+from crypto_etl.monitor.doctor import Check, exit_code, run_doctor
 from crypto_etl.coincap.client import CoinCapClient
 from crypto_etl.pipelines.backfill import (
     INTERVAL_MS,
@@ -35,11 +37,16 @@ from crypto_etl.errors import (
     CryptoEtlError,
     Interrupted,
     RunSkipped,
+    StaleDataError,
 )
 from crypto_etl.pipelines.cost import Budget, backfill_cost, backfill_scope, guard
 from crypto_etl.pipelines.schedule import build_schedule, project, schedule_in_force
+from crypto_etl.monitor.freshness import TableFreshness, assess, human_age, stale
+from crypto_etl.pipelines.freshness import limits_for_settings
 from crypto_etl.pipelines.snapshot import run_many, run_snapshot
-from crypto_etl.pipelines.catalog import PIPELINES
+from crypto_etl.monitor.watch import monitored
+from crypto_etl.pipelines.catalog import BACKFILL, PIPELINES
+from crypto_etl.warehouse.runlog import now_utc
 from crypto_etl.warehouse.status import credit_usage, read_status
 from crypto_etl.warehouse.connection import WarehouseConnection
 from crypto_etl.warehouse.migrations import prepare_warehouse
@@ -74,6 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     budget = Budget(settings.monthly_credits, ignore=args.ignore_budget)
     with (
+        monitored(settings, args.pipeline),
         CoinCapClient.from_settings(settings) as client,
         WarehouseConnection(settings.warehouse) as warehouse,
     ):
@@ -130,7 +138,10 @@ def _date(text: str) -> datetime:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    # A dry run spends no credits and loads nothing: it is not a run to watch.
+    watch = nullcontext() if args.dry_run else monitored(settings, [BACKFILL.name])
     with (
+        watch,
         CoinCapClient.from_settings(settings) as client,
         WarehouseConnection(settings.warehouse) as warehouse,
     ):
@@ -186,14 +197,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _age(when: datetime | None) -> str:
-    if when is None:
-        return "no data"
-    minutes = (datetime.now(timezone.utc) - when).total_seconds() / 60
-    if minutes < 120:
-        return f"{minutes:.0f} min ago"
-    return (
-        f"{minutes / 60:.1f} h ago" if minutes < 2880 else f"{minutes / 1440:.0f} d ago"
+def _age(table: TableFreshness | None) -> str:
+    if table is None or table.age is None:
+        return "no data" if table else "-"
+    return f"{human_age(table.age)} ago" + (
+        "" if table.state == "ok" else f" ({table.state})"
     )
 
 
@@ -204,6 +212,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         credits = credit_usage(warehouse, settings.monthly_credits)
         checks = latest_dq_results(warehouse)
         projection = _projection(warehouse, settings, credits.month)
+        limits = limits_for_settings(settings, warehouse)
+    newest = {s.pipeline: s.newest_data_at for s in statuses}
+    tables = {t.pipeline: t for t in assess(newest, now_utc(), limits)}
     header = f"{'pipeline':<10} {'last run':<17} {'status':<9} {'fetched':>8} "
     print(
         header
@@ -214,7 +225,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(
             f"{s.pipeline:<10} {when:<17} {s.last_status or '-':<9} "
             f"{s.rows_fetched:>8} {s.rows_inserted:>8} {s.rows_rejected:>8} "
-            f"{s.api_calls:>5} {s.credits:>7}  {_age(s.newest_data_at)}"
+            f"{s.api_calls:>5} {s.credits:>7}  {_age(tables.get(s.pipeline))}"
         )
         if s.last_status == "failed" and s.error_message:
             print(f"{'':<10} error: {s.error_message}")
@@ -226,6 +237,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if credits.warning:
         print(f"warning: {credits.warning}", file=sys.stderr)
     _print_checks(checks)
+    late = "; ".join(t.describe() for t in stale(list(tables.values())))
+    print(f"freshness: stale: {late}" if late else "freshness: every table fresh")
+    if late and args.check:
+        raise StaleDataError(f"stale data: {late}")
     return 0
 
 
@@ -333,13 +348,14 @@ def cmd_transform(args: argparse.Namespace) -> int:
     from crypto_etl.analytics.dbt_runner import run_transform
 
     settings = _settings(args)
-    result = run_transform(
-        settings,
-        docs=args.docs,
-        docs_dir=args.docs_dir,
-        select=args.select,
-        full_refresh=args.full_refresh,
-    )
+    with monitored(settings, ["transform"]):
+        result = run_transform(
+            settings,
+            docs=args.docs,
+            docs_dir=args.docs_dir,
+            select=args.select,
+            full_refresh=args.full_refresh,
+        )
     print(result.summary())
     if result.docs_dir is not None:
         print(f"docs: {result.docs_dir}/index.html")
@@ -404,6 +420,13 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return int(text)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    def show(check: Check) -> None:
+        print(check.line(), flush=True)
+
+    return exit_code(run_doctor(lambda: _settings(args), args.send_test, show))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -472,9 +495,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="price from the request plans only (no warehouse, no measured runs)",
     )
-    command(
+    p = command(
         "status", cmd_status, "show the last run of each pipeline and data freshness"
     )
+    p.add_argument("--check", action="store_true", help="exit 7 if data is stale")
+    p = command(
+        "doctor", cmd_doctor, "check settings, warehouse, key, budget, schedule, alerts"
+    )
+    p.add_argument("--send-test", action="store_true", help="test alerts and pings")
     p = command("warehouse", cmd_warehouse, "run a local PostgreSQL without Docker")
     p.add_argument("action", choices=("start", "stop", "status"), help="what to do")
     p.add_argument(

@@ -18,7 +18,7 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from crypto_etl.errors import ConfigError
 
@@ -138,6 +138,30 @@ DEFAULT_SCOPE = FetchScope(
 
 
 @dataclass(frozen=True)
+class MonitorSettings:
+    """Where alerts and dead-man's pings go; every value is optional.
+
+    ``alert_urls`` are Apprise URLs (``ALERT_URLS``); ``healthcheck_url`` is
+    pinged by every scheduled command (``HEALTHCHECK_URL``);
+    ``pipeline_pings`` maps a lower-case name (a pipeline or ``transform``)
+    to its own URL (``HEALTHCHECK_URL_<NAME>``). All are secrets: a webhook
+    URL usually carries its token.
+    """
+
+    alert_urls: tuple[Secret, ...] = field(default=(), repr=False)
+    healthcheck_url: Secret | None = field(default=None, repr=False)
+    pipeline_pings: tuple[tuple[str, Secret], ...] = field(default=(), repr=False)
+    ping_timeout: float = 5.0
+
+    def secrets(self) -> list[Secret]:
+        """Every URL, for the log filter that redacts secrets."""
+        found = [*self.alert_urls, *(url for _, url in self.pipeline_pings)]
+        if self.healthcheck_url is not None:
+            found.append(self.healthcheck_url)
+        return found
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting the project reads; build it with ``load_settings``.
 
@@ -156,6 +180,7 @@ class Settings:
     scope: FetchScope = DEFAULT_SCOPE
     crontab: Path = DEFAULT_CRONTAB
     sources: tuple[str, ...] = ()
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
 
     def require_reader(self, needed_by: str) -> ReaderSettings:
         """Return the read-only login, for ``needed_by`` (e.g. "the dashboard").
@@ -206,6 +231,7 @@ class Settings:
             found.append(self.reader.password)
         if self.metabase is not None:
             found.append(self.metabase.admin_password)
+        found.extend(self.monitor.secrets())
         return [s.reveal() for s in found if s is not None]
 
 
@@ -312,6 +338,37 @@ def load_settings(
         scope=_scope(get),
         crontab=Path(get("CRYPTO_ETL_CRONTAB") or DEFAULT_CRONTAB),
         sources=sources,
+        monitor=_monitor(get, [*env, *file_values]),
+    )
+
+
+HEALTHCHECK_PREFIX = "HEALTHCHECK_URL_"
+
+
+def _monitor(get: Callable[[str], str | None], names: Iterable[str]) -> MonitorSettings:
+    """Read ALERT_URLS, HEALTHCHECK_URL and every HEALTHCHECK_URL_<NAME>.
+
+    Raises:
+        ConfigError: a ping URL that is not http(s). The value is never
+            shown: it may carry a token.
+    """
+
+    def ping_url(name: str) -> Secret | None:
+        value = get(name)
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ConfigError(f"{name} must be an http(s) URL")
+        return None if value is None else Secret(value)
+
+    alerts = (get("ALERT_URLS") or "").replace(",", " ").split()
+    pings = {}
+    for name in sorted({n for n in names if n.startswith(HEALTHCHECK_PREFIX)}):
+        url = ping_url(name)
+        if url is not None:
+            pings[name.removeprefix(HEALTHCHECK_PREFIX).lower()] = url
+    return MonitorSettings(
+        alert_urls=tuple(Secret(url) for url in alerts),
+        healthcheck_url=ping_url("HEALTHCHECK_URL"),
+        pipeline_pings=tuple(pings.items()),
     )
 
 

@@ -36,6 +36,7 @@ a database that is still starting.
     │   └── MigrationError .......... a migration failed or was edited     (12)
     ├── LocalWarehouseError ......... `crypto-etl warehouse`, initdb, pg_ctl (13)
     ├── DataQualityError ............ a data test failed with error severity (7)
+    │   └── StaleDataError .......... a table is past its freshness limit
     ├── MetabaseError ............... Metabase provisioning failed           (9)
     │   ├── MetabaseUnavailable ..... not reachable at METABASE_URL
     │   └── MetabaseAuthError ....... admin email/password refused
@@ -188,6 +189,10 @@ class DataQualityError(CryptoEtlError):
     """At least one data-quality test failed with error severity."""
 
     exit_code = 7
+
+
+class StaleDataError(DataQualityError):
+    """A table's newest data is older than its freshness limit (status --check)."""
 
 
 class MetabaseError(CryptoEtlError):

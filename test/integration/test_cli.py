@@ -8,15 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from crypto_etl.cli import build_parser
 from crypto_etl.config import ReaderSettings, Secret
 from crypto_etl.errors import WarehouseError
-from crypto_etl.warehouse.connection import lock_key
 
-from conftest import API_KEY, admin_connection, free_port, query
+from conftest import API_KEY, admin_connection, free_port, holding_lock, query
 
 
 def test_every_command_has_help_text():
@@ -160,19 +158,8 @@ def test_database_down_is_one_line_with_exit_code_6_and_no_traceback(cli, monkey
 
 
 def test_an_overlapping_run_is_skipped_with_exit_code_10(cli, db):
-    holder = psycopg2.connect(
-        host=db.host,
-        port=db.port,
-        dbname=db.dbname,
-        user=db.user,
-        password=db.password.reveal(),
-    )
-    with holder.cursor() as cur:
-        cur.execute("SELECT pg_advisory_lock(%s)", (lock_key("exchanges"),))
-    try:
+    with holding_lock(db, "exchanges"):
         result = cli("run", "exchanges")
-    finally:
-        holder.close()
     assert result.code == 10
     assert result.err == "skipped: exchanges: another run is in progress; skipped\n"
     assert query(db, "SELECT status FROM coincap.etl_runs") == [("skipped",)]

@@ -240,8 +240,12 @@ def test_static_files_are_served_by_exact_name_only(dashboard):
         assert get(dashboard, path).status_code == 404
 
 
-def test_health_check_reports_the_warehouse(dashboard):
-    assert get(dashboard, "/healthz").json() == {"status": "ok", "warehouse": "ok"}
+def test_health_check_reports_the_warehouse_and_fresh_data(dashboard):
+    response = get(dashboard, "/healthz")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["status"], body["warehouse"], body["stale"]) == ("ok", "ok", [])
+    assert body["tables"]["coincap.exchanges"]["state"] in ("ok", "warn")
 
 
 def test_it_binds_to_localhost_unless_told_otherwise(loaded):
@@ -299,7 +303,12 @@ def test_with_the_database_down_the_page_renders_and_charts_say_why(db, tmp_path
         assert body["state"] == "unavailable"
         assert "cannot connect to the warehouse" in body["error"]
         assert READER_PASSWORD not in response.text and "Traceback" not in response.text
-        assert get(server, "/healthz").json()["warehouse"].startswith("cannot connect")
+        health = get(server, "/healthz")
+        assert health.status_code == 503
+        assert health.json()["status"] == "unavailable"
+        assert health.json()["warehouse"].startswith("cannot connect")
+        assert READER_PASSWORD not in health.text
+        assert get(server, "/livez").status_code == 200
 
 
 def test_the_vendored_chart_library_is_the_locked_npm_release():

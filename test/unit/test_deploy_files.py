@@ -32,6 +32,7 @@ from crypto_etl.errors import (
     TransientWarehouseError,
     WarehouseLoginRefused,
 )
+from crypto_etl.monitor.doctor import PING_NAMES
 
 from conftest import free_port, skip_or_fail
 
@@ -234,10 +235,24 @@ def test_metabase_is_healthy_when_api_health_answers(
     assert "http://127.0.0.1:3000/api/health" in _healthcheck_text(services["metabase"])
 
 
-def test_dashboard_is_healthy_when_its_port_answers(
+def test_dashboard_is_healthy_when_its_server_answers_not_when_data_is_fresh(
     services: dict[str, Any],
 ) -> None:
-    assert "http://127.0.0.1:8050/" in _healthcheck_text(services["dashboard"])
+    # /healthz is 503 while data is stale (for uptime monitors); the
+    # container's own health is /livez.
+    assert "http://127.0.0.1:8050/livez" in _healthcheck_text(services["dashboard"])
+
+
+def test_the_etl_service_passes_the_alert_and_ping_variables_through(
+    services: dict[str, Any],
+) -> None:
+    environment = services["etl"]["environment"]
+    names = ["ALERT_URLS", "HEALTHCHECK_URL"]
+    names += [f"HEALTHCHECK_URL_{n.upper()}" for n in PING_NAMES]
+    for name in names:
+        # No value: compose passes the caller's, never one written here.
+        assert name in environment and environment[name] is None, name
+    assert "ALERT_URLS" not in services["dashboard"]["environment"]
 
 
 def test_etl_health_is_the_marker_its_entrypoint_writes(

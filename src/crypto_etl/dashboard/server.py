@@ -7,7 +7,10 @@ A standard-library HTTP server (no framework, no Docker) that serves:
 - ``/api/charts/<id>?since=7d&exchange=...&asset=...``: a chart's columns
   and rows as JSON (``/api/charts/<id>.csv``: the same rows as CSV);
 - ``/api/filters/<name>``: a filter's choices;
-- ``/healthz``: the server is up (and whether the warehouse answers);
+- ``/healthz``: 200 when the data is fresh, 503 naming the stale tables or
+  saying why the warehouse does not answer (``dashboard.health``);
+- ``/livez``: the server is up (the container's health check);
+- ``/metrics``: Prometheus / OpenMetrics text (``dashboard.metrics``);
 - ``/static/<file>``: the page's script, styles and the vendored uPlot.
 
 Bad requests (unknown chart, range or parameter) answer 400 with a JSON
@@ -31,6 +34,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from crypto_etl.config import Settings
 from crypto_etl.dashboard.definition import Dashboard, load_definition
+from crypto_etl.dashboard.health import HealthCheck
+from crypto_etl.dashboard.metrics import MetricsPage
 from crypto_etl.dashboard.page import render_page
 from crypto_etl.dashboard.queries import ChartQueries, ReaderPool, missing_relation
 from crypto_etl.analytics.dq import DEFAULT_DOCS_DIR, DOCS_FILES
@@ -101,18 +106,29 @@ class DashboardApp:
     Args:
         queries: the chart queries (definition plus read-only pool).
         refresh_seconds: the page's auto-refresh period.
+        docs_dir: dbt's docs site.
+        health: ``/healthz``'s verdict.
+        metrics: ``/metrics``' page.
     """
 
     def __init__(
-        self, queries: ChartQueries, refresh_seconds: int, docs_dir: Path
+        self,
+        queries: ChartQueries,
+        refresh_seconds: int,
+        docs_dir: Path,
+        health: HealthCheck,
+        metrics: MetricsPage,
     ) -> None:
         self.queries = queries
+        self.health = health
+        self.metrics = metrics
         self.refresh_seconds = refresh_seconds
         self.docs_dir = docs_dir
         self._static = _load_static()
 
-    def handle(self, target: str) -> _Response:
-        """Answer a GET for ``target`` (path and query string)."""
+    def handle(self, target: str, accept: str | None = None) -> _Response:
+        """Answer a GET for ``target`` (path and query string); ``accept`` is
+        the request's Accept header."""
         parts = urlsplit(target)
         path = parts.path
         try:
@@ -120,7 +136,11 @@ class DashboardApp:
             if path == "/":
                 return self._page(query)
             if path == "/healthz":
-                return self._health()
+                return _Response.json(*self.health.verdict())
+            if path == "/livez":
+                return _Response.json(200, {"status": "ok"})
+            if path == "/metrics":
+                return _Response(200, *self.metrics.render(accept))
             if path.startswith("/static/"):
                 return self._static_file(path.removeprefix("/static/"))
             if path.startswith("/docs/"):
@@ -148,14 +168,6 @@ class DashboardApp:
             self.queries.definition, selections, refresh_seconds=self.refresh_seconds
         )
         return _Response(200, html.encode(), "text/html; charset=utf-8")
-
-    def _health(self) -> _Response:
-        try:
-            self.queries.pool.query("SELECT 1", {})
-            warehouse = "ok"
-        except WarehouseError as exc:
-            warehouse = str(exc)
-        return _Response.json(200, {"status": "ok", "warehouse": warehouse})
 
     def _static_file(self, name: str) -> _Response:
         # Only the packaged files by exact name: no path ever reaches the disk.
@@ -254,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, *, send_body: bool) -> None:
         try:
             if self.server.host_allowed(self.headers.get("Host", "")):
-                response = self.server.app.handle(self.path)
+                response = self.server.app.handle(self.path, self.headers.get("Accept"))
             else:
                 response = _Response.json(
                     421, {"error": "this dashboard answers on localhost only"}
@@ -333,9 +345,17 @@ class DashboardServer:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         reader = settings.require_reader("the dashboard")
-        self.pool = ReaderPool(reader.login(settings.warehouse))
+        login = reader.login(settings.warehouse)
+        self.pool = ReaderPool(login)
         queries = ChartQueries(definition or load_definition(), self.pool, clock)
-        self.app = DashboardApp(queries, refresh_seconds, docs_dir)
+        now = clock or (lambda: datetime.now(timezone.utc))
+        self.app = DashboardApp(
+            queries,
+            refresh_seconds,
+            docs_dir,
+            HealthCheck(settings, login, now),
+            MetricsPage(settings, login, now),
+        )
         self._address = (host, port)
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None

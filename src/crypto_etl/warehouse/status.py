@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from crypto_etl.pipelines.catalog import ALL_PIPELINES
-from crypto_etl.warehouse.connection import WarehouseConnection
+from crypto_etl.warehouse.connection import Cursor, WarehouseConnection
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,7 @@ def read_status(warehouse: WarehouseConnection) -> list[PipelineStatus]:
             " FROM coincap.etl_runs r ORDER BY pipeline, started_at DESC, run_id DESC"
         )
         runs = {row[0]: row for row in cur.fetchall()}
-        newest = {}
-        for name, pipeline in ALL_PIPELINES.items():
-            cur.execute(pipeline.table.newest_query)
-            row = cur.fetchone()
-            newest[name] = row[0] if row else None
+        newest = _newest(cur)
     result = []
     for name in sorted(set(runs) | set(ALL_PIPELINES)):
         run = runs.get(name)
@@ -60,6 +56,25 @@ def read_status(warehouse: WarehouseConnection) -> list[PipelineStatus]:
             continue
         result.append(PipelineStatus(*[*run, newest.get(name)]))
     return result
+
+
+def newest_data(warehouse: WarehouseConnection) -> dict[str, datetime | None]:
+    """Return the time of each pipeline's newest row (None: an empty table).
+
+    Raises:
+        WarehouseError: when the warehouse cannot be read (e.g. not migrated).
+    """
+    with warehouse.managed_cursor() as cur:
+        return _newest(cur)
+
+
+def _newest(cur: Cursor) -> dict[str, datetime | None]:
+    newest = {}
+    for name, pipeline in ALL_PIPELINES.items():
+        cur.execute(pipeline.table.newest_query)
+        row = cur.fetchone()
+        newest[name] = row[0] if row else None
+    return newest
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Knowing when it breaks: alerts, dead-man's pings, freshness and the doctor."""
