@@ -49,8 +49,8 @@ log = logging.getLogger("crypto_etl.cli")
 Command = Callable[[argparse.Namespace], int]
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    settings: Settings = load_settings(env_file=args.env_file)
+def _settings(args: argparse.Namespace, *, owner_login: bool = True) -> Settings:
+    settings: Settings = load_settings(env_file=args.env_file, owner_login=owner_login)
     logs.configure(args.verbose, args.log_format, settings.secrets())
     return settings
 
@@ -336,7 +336,8 @@ def cmd_transform(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from crypto_etl.dashboard.server import serve_dashboard
 
-    settings = _settings(args)
+    # The dashboard logs in with the reader role only: it needs no owner login.
+    settings = _settings(args, owner_login=False)
     serve_dashboard(
         settings,
         args.host,

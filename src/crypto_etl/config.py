@@ -202,7 +202,8 @@ class Settings:
             found.append(self.reader.password)
         if self.metabase is not None:
             found.append(self.metabase.admin_password)
-        return [s.reveal() for s in found if s is not None]
+        # An absent owner login (owner_login=False) is an empty Secret.
+        return [s.reveal() for s in found if s is not None and s.reveal()]
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -233,13 +234,20 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, env_file: Path | None = None
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = None,
+    *,
+    owner_login: bool = True,
 ) -> Settings:
     """Build the settings from the environment, then the env file.
 
     Args:
         environ: the variables to read (default: ``os.environ``).
         env_file: the defaults file (default: ``$CRYPTO_ETL_ENV_FILE`` or ``./env``).
+        owner_login: False for a command that never logs in as the ETL's
+            user (the dashboard reads through the reader role), so
+            ``WAREHOUSE_USER``/``WAREHOUSE_PASSWORD`` may be absent; the
+            warehouse settings then carry an empty login.
 
     Raises:
         ConfigError: naming every required variable that is missing or invalid,
@@ -257,8 +265,9 @@ def load_settings(
                 return value.strip()
         return None
 
-    required = ["WAREHOUSE_HOST", "WAREHOUSE_PORT", "WAREHOUSE_DB", "WAREHOUSE_USER"]
-    required.append("WAREHOUSE_PASSWORD")
+    required = ["WAREHOUSE_HOST", "WAREHOUSE_PORT", "WAREHOUSE_DB"]
+    if owner_login:
+        required += ["WAREHOUSE_USER", "WAREHOUSE_PASSWORD"]
     missing = [name for name in required if get(name) is None]
     if missing:
         raise ConfigError(f"{_missing(missing)} (looked in {_places(sources)})")
