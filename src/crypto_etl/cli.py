@@ -39,7 +39,7 @@ from crypto_etl.errors import (
 from crypto_etl.pipelines.cost import Budget, backfill_cost, backfill_scope, guard
 from crypto_etl.pipelines.schedule import build_schedule, project, schedule_in_force
 from crypto_etl.pipelines.snapshot import run_many, run_snapshot
-from crypto_etl.pipelines.catalog import PIPELINES
+from crypto_etl.pipelines.catalog import PIPELINES, RETENTION
 from crypto_etl.warehouse.status import credit_usage, read_status
 from crypto_etl.warehouse.connection import WarehouseConnection
 from crypto_etl.warehouse.migrations import prepare_warehouse
@@ -365,6 +365,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _days(text: str) -> int:
+    days = text[:-1] if text.endswith("d") else ""
+    if not days.isdigit() or int(days) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days like 90d")
+    return int(days)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from crypto_etl.pipelines.prune import prune
+
+    settings = _settings(args)
+    names = args.table or list(RETENTION)
+    with WarehouseConnection(settings.warehouse) as warehouse:
+        report = prune(
+            warehouse,
+            [RETENTION[name] for name in dict.fromkeys(names)],
+            keep_days=args.keep,
+            now=datetime.now(timezone.utc),
+            dry_run=args.dry_run,
+        )
+    print(report.summary())
+    return 0
+
+
 def cmd_provision_metabase(args: argparse.Namespace) -> int:
     from crypto_etl.dashboard.definition import load_definition
     from crypto_etl.dashboard.metabase import provision_metabase
@@ -512,6 +536,29 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         help="seconds between pipeline runs (default 60)",
+    )
+    p = command(
+        "prune",
+        cmd_prune,
+        "delete raw rows older than the retention window, once the marts hold them",
+    )
+    p.add_argument(
+        "--keep",
+        required=True,
+        type=_days,
+        metavar="DAYS",
+        help="UTC days to keep, today included, e.g. 90d",
+    )
+    p.add_argument(
+        "--table",
+        action="append",
+        choices=list(RETENTION),
+        help="prune only this table (repeatable; default: every raw table)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="count what would be deleted; change nothing",
     )
     p = command(
         "provision-metabase",
