@@ -63,10 +63,13 @@ from crypto_etl.exchange_data_etl import EXCHANGES
 from crypto_etl.warehouse.loader import Table, _LineReader, copy_lines, load
 from crypto_etl.records.rows import Exchange, HistoryPoint
 from crypto_etl.warehouse.connection import WarehouseConnection
+from crypto_etl.warehouse.partitions import ensure_partitions
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 POINTS_PER_ASSET = 14_400  # ten days of m1 points, as a backfill loads them
 EXCHANGES_PER_TICK = 200
+# Every generated row's time lies within these months (ten days from START).
+DATA_MONTHS = [START, START + timedelta(minutes=POINTS_PER_ASSET)]
 DEFAULT_SIZES = (100_000, 1_000_000)
 QUICK_SIZES = (20_000, 100_000)
 
@@ -229,12 +232,23 @@ def prepare(settings: WarehouseSettings, table_name: str, prefill: int) -> None:
     with WarehouseConnection(settings) as warehouse:
         with warehouse.managed_cursor() as cur:
             cur.execute(sql.SQL("TRUNCATE {}").format(table.qualified))
-            # An autovacuum woken by the previous load must not run during this one.
+            if table.partition_column is not None:
+                # As in production, where prune creates the months ahead:
+                # every method, plain COPY too, finds its partition there.
+                ensure_partitions(cur, table, DATA_MONTHS)
+            # An autovacuum woken by the previous load must not run during
+            # this one. Storage settings live on the leaf tables (partitions).
             cur.execute(
-                sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(
-                    table.qualified
-                )
+                "SELECT relid::regclass::text FROM pg_partition_tree(%s::regclass)"
+                " WHERE isleaf",
+                (f"{table.schema}.{table.name}",),
             )
+            for (leaf,) in cur.fetchall():
+                cur.execute(
+                    sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(
+                        sql.SQL(leaf)
+                    )
+                )
         if prefill:
             plain_copy(warehouse, table, list(make(prefill)))
         warehouse.connection.autocommit = True

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from crypto_etl.warehouse.connection import WarehouseConnection
 from crypto_etl.warehouse.roles import ensure_reader_role
@@ -30,6 +29,7 @@ READER = ("least_privilege_reader", "least-privilege-test-password")
 
 
 def _dashboard_variables() -> set[str]:
+    yaml = pytest.importorskip("yaml", reason="PyYAML reads docker-compose.yml")
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text("utf-8"))
     return set(compose["services"]["dashboard"]["environment"])
 
@@ -65,8 +65,8 @@ def test_the_dashboard_serves_with_only_the_reader_login(db, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert process.stdout is not None and process.stderr is not None
     try:
-        assert process.stdout is not None
         # The CLI prints the URL once the server accepts connections.
         ready = process.stdout.readline()
         assert ready.startswith("dashboard: http://127.0.0.1:"), (

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -149,7 +150,7 @@ def _partitions(settings, table: str) -> list[str]:
     return [name for (name,) in rows]
 
 
-def _marts(settings) -> dict[str, list[tuple]]:
+def _marts(settings) -> dict[str, list[tuple[Any, ...]]]:
     return {
         mart: query(settings.warehouse, f"SELECT * FROM {mart} ORDER BY 1, 2")
         for mart in MARTS
