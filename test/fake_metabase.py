@@ -178,7 +178,7 @@ class FakeMetabase:
         return {
             "setup-token": self.setup_token,
             "has-user-setup": bool(self.users),
-            "version": {"tag": "v0.64.2.2"},
+            "version": {"tag": "v0.64.6"},
         }
 
     def _setup(self, query: Any, body: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Provision Metabase from the shared dashboard definition, idempotently by name.
 
-Written for Metabase v0.64 (the image ``metabase/metabase:v0.64.2.2`` pinned in
+Written for Metabase v0.64 (the image ``metabase/metabase:v0.64.6`` pinned in
 docker-compose.yml), against its REST API as documented at
 https://www.metabase.com/docs/latest/api and in its source
 (``src/metabase/{setup_rest,queries_rest,dashboards_rest}/api.clj``):
