@@ -537,29 +537,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds between pipeline runs (default 60)",
     )
-    p = command(
-        "prune",
-        cmd_prune,
-        "delete raw rows older than the retention window, once the marts hold them",
-    )
-    p.add_argument(
-        "--keep",
-        required=True,
-        type=_days,
-        metavar="DAYS",
-        help="UTC days to keep, today included, e.g. 90d",
-    )
+    p = command("prune", cmd_prune, "delete raw rows older than the window")
+    p.add_argument("--keep", required=True, type=_days, help="UTC days, e.g. 90d")
     p.add_argument(
         "--table",
         action="append",
         choices=list(RETENTION),
-        help="prune only this table (repeatable; default: every raw table)",
+        help="only this table (repeatable; default: all)",
     )
-    p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="count what would be deleted; change nothing",
-    )
+    p.add_argument("--dry-run", action="store_true", help="count; change nothing")
     p = command(
         "provision-metabase",
         cmd_provision_metabase,

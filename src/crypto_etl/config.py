@@ -96,6 +96,9 @@ class MetabaseSettings:
     admin_password: Secret = field(repr=False)
     warehouse_host: str = "warehouse"
     warehouse_port: int = 5432
+    # A Metabase API key (METABASE_API_KEY, Metabase v0.49+): provisioning
+    # then calls the API with it instead of logging the admin in.
+    api_key: Secret | None = field(default=None, repr=False)
 
 
 # The optional groups: (required names, names with a default). Setting any of
@@ -103,7 +106,7 @@ class MetabaseSettings:
 READER_GROUP = (("WAREHOUSE_READER_USER", "WAREHOUSE_READER_PASSWORD"), ())
 METABASE_GROUP = (
     ("METABASE_URL", "METABASE_ADMIN_EMAIL", "METABASE_ADMIN_PASSWORD"),
-    ("METABASE_WAREHOUSE_HOST", "METABASE_WAREHOUSE_PORT"),
+    ("METABASE_WAREHOUSE_HOST", "METABASE_WAREHOUSE_PORT", "METABASE_API_KEY"),
 )
 
 
@@ -201,7 +204,7 @@ class Settings:
         if self.reader is not None:
             found.append(self.reader.password)
         if self.metabase is not None:
-            found.append(self.metabase.admin_password)
+            found += [self.metabase.admin_password, self.metabase.api_key]
         # An absent owner login (owner_login=False) is an empty Secret.
         return [s.reveal() for s in found if s is not None and s.reveal()]
 
@@ -334,6 +337,9 @@ def _metabase(found: dict[str, str] | None) -> MetabaseSettings | None:
         warehouse_host=found.get("METABASE_WAREHOUSE_HOST") or "warehouse",
         warehouse_port=_port(
             "METABASE_WAREHOUSE_PORT", found.get("METABASE_WAREHOUSE_PORT") or "5432"
+        ),
+        api_key=(
+            Secret(found["METABASE_API_KEY"]) if "METABASE_API_KEY" in found else None
         ),
     )
 
