@@ -128,3 +128,23 @@ def test_the_read_role_can_read_the_partitioned_tables_and_new_months(unpartitio
             "SELECT has_table_privilege('coincap_read', %s, 'SELECT')",
             (table,),
         ) == [(True,)]
+
+
+def test_a_row_inserted_by_hand_into_a_month_without_partition_is_kept(db):
+    # Not through the loader: the default partition takes it...
+    query(
+        db,
+        "INSERT INTO coincap.assets (asset_id, snapshot_at) VALUES"
+        " ('bitcoin', '2021-03-04 05:06+00'), ('bitcoin', '2021-04-01 00:00+00')",
+    )
+    assert query(db, "SELECT count(*) FROM coincap.assets_pdefault") == [(2,)]
+    # ...until its month is created, which moves it there.
+    with WarehouseConnection(db) as warehouse, warehouse.managed_cursor() as cur:
+        cur.execute(
+            "SELECT coincap.create_month_partitions('coincap.assets',"
+            " array['2021-03-31 23:59+00'::timestamptz])"
+        )
+    assert query(db, "SELECT count(*) FROM coincap.assets_pdefault") == [(1,)]
+    assert query(db, "SELECT snapshot_at FROM coincap.assets_p202103") == [
+        (datetime(2021, 3, 4, 5, 6, tzinfo=timezone.utc),)
+    ]

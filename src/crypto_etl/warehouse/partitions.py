@@ -4,7 +4,10 @@ A ``Table`` with a ``partition_column`` is partitioned by UTC month on it
 (migration 0006, which also defines ``coincap.create_month_partitions``, the
 one place that creates a partition). The loader makes sure the months it is
 about to load exist; ``crypto-etl prune`` creates the coming months ahead of
-time and drops months older than the retention window whole.
+time and drops months older than the retention window whole. Each table also
+has a default partition (``<table>_pdefault``, empty unless rows were
+inserted by hand into a month that had no partition); prune deletes its old
+rows by batches like any other, and creating its month moves them there.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def list_partitions(cur: Cursor, table: Table) -> list[Partition]:
     found = []
     for name, bounds in cur.fetchall():
         if bounds is None:
-            continue  # not a FROM/TO range partition: never one of ours
+            continue  # the default partition: pruned by batches, never dropped
         start, end = (_timestamp(b) for b in bounds)
         found.append(Partition(name, start, end))
     return sorted(found, key=attrgetter("start"))

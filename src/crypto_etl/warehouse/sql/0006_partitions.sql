@@ -7,14 +7,18 @@
 -- tables here, in this migration's one transaction.
 --
 -- Partitions are named <table>_pYYYYMM and hold [first of the month, first
--- of the next) in UTC. There is no default partition: the loader creates a
--- missing month before it loads into it, and prune creates the coming months
--- ahead of time, through this function.
+-- of the next) in UTC. The loader creates a missing month before it loads
+-- into it, and prune creates the coming months ahead of time, through this
+-- function. A default partition (<table>_pdefault) catches a row inserted
+-- by other means (by hand, a fixture) into a month that has none, so such an
+-- INSERT never fails; creating that month later moves those rows into it.
 
 -- Create the monthly partitions of `parent` that hold the given times
 -- (missing ones only) and return how many were created. Each is made as a
--- plain table and then attached, which locks the parent only in SHARE
--- UPDATE EXCLUSIVE mode: loads and reads of the parent go on meanwhile.
+-- plain table, filled with the default partition's rows of that month (none,
+-- normally) and then attached, which locks the parent only in SHARE UPDATE
+-- EXCLUSIVE mode: loads and reads of the parent go on meanwhile (the empty
+-- default partition is locked for the instant its check takes).
 CREATE FUNCTION coincap.create_month_partitions(parent regclass, times timestamptz[])
 RETURNS integer
 LANGUAGE plpgsql
@@ -25,11 +29,20 @@ DECLARE
     month_start   timestamptz;
     month_end     timestamptz;
     partition     text;
+    part_column   text;
+    default_part  regclass;
     created       integer := 0;
 BEGIN
     SELECT n.nspname, c.relname INTO parent_schema, parent_name
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.oid = parent;
+    SELECT a.attname INTO part_column
+    FROM pg_partitioned_table p
+    JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+    WHERE p.partrelid = parent;
+    SELECT i.inhrelid::regclass INTO default_part
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = parent AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT';
     FOR month_start IN
         SELECT DISTINCT date_trunc('month', t, 'UTC') FROM unnest(times) AS t
         WHERE t IS NOT NULL ORDER BY 1
@@ -42,6 +55,12 @@ BEGIN
         month_end := ((month_start AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
         EXECUTE format('CREATE TABLE %I.%I (LIKE %I.%I INCLUDING DEFAULTS)',
                        parent_schema, partition, parent_schema, parent_name);
+        IF default_part IS NOT NULL THEN
+            EXECUTE format('WITH moved AS (DELETE FROM %s WHERE %I >= %L AND %I < %L'
+                           ' RETURNING *) INSERT INTO %I.%I SELECT * FROM moved',
+                           default_part, part_column, month_start, part_column,
+                           month_end, parent_schema, partition);
+        END IF;
         EXECUTE format('ALTER TABLE %I.%I ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
                        parent_schema, parent_name, parent_schema, partition,
                        month_start, month_end);
@@ -66,6 +85,7 @@ CREATE TABLE coincap.asset_history (
     loaded_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (asset_id, "interval", "time")
 ) PARTITION BY RANGE ("time");
+CREATE TABLE coincap.asset_history_pdefault PARTITION OF coincap.asset_history DEFAULT;
 SELECT coincap.create_month_partitions('coincap.asset_history',
     array(SELECT DISTINCT date_trunc('month', "time", 'UTC')
           FROM coincap.asset_history_unpartitioned)
@@ -97,6 +117,7 @@ CREATE TABLE coincap.assets (
     PRIMARY KEY (asset_id, snapshot_at)
 ) PARTITION BY RANGE (snapshot_at);
 CREATE INDEX assets_snapshot_at ON coincap.assets (snapshot_at);
+CREATE TABLE coincap.assets_pdefault PARTITION OF coincap.assets DEFAULT;
 SELECT coincap.create_month_partitions('coincap.assets',
     array(SELECT DISTINCT date_trunc('month', snapshot_at, 'UTC')
           FROM coincap.assets_unpartitioned)
