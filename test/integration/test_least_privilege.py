@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from crypto_etl.warehouse.connection import WarehouseConnection
 from crypto_etl.warehouse.roles import ensure_reader_role
@@ -29,7 +30,6 @@ READER = ("least_privilege_reader", "least-privilege-test-password")
 
 
 def _dashboard_variables() -> set[str]:
-    yaml = pytest.importorskip("yaml", reason="PyYAML reads docker-compose.yml")
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text("utf-8"))
     return set(compose["services"]["dashboard"]["environment"])
 

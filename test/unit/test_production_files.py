@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from crypto_etl.config import read_env_file
+
+from conftest import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -34,7 +37,6 @@ COMPOSE_ONLY = {"WAREHOUSE_HOST_PORT"}
 
 @pytest.fixture(scope="module")
 def services() -> dict[str, Any]:
-    yaml = pytest.importorskip("yaml", reason="PyYAML reads docker-compose.yml")
     found: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text("utf-8"))["services"]
     return found
 
@@ -450,12 +452,12 @@ def test_systemd_services_read_only_the_root_only_settings_file() -> None:
         assert unit["Type"] == ["oneshot"], service.name
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd")
 def test_systemd_units_pass_systemd_analyze_verify() -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        skip_or_fail("systemd-analyze is not installed (apt-get install systemd)")
     units = sorted(str(p) for p in SYSTEMD.glob("crypto-etl-*"))
-    result = subprocess.run(
-        ["systemd-analyze", "verify", *units], capture_output=True, text=True
-    )
+    result = subprocess.run([analyze, "verify", *units], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Unknown" not in result.stderr, result.stderr
 
