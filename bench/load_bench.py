@@ -27,11 +27,18 @@ The table goes to stdout as markdown; progress goes to stderr.
     python bench/load_bench.py                 # 100k and 1M rows, every method
     python bench/load_bench.py --quick         # 20k and 100k rows
     python bench/load_bench.py --sizes 50000 --methods copy,loader --repeat 1
+    python bench/load_bench.py --methods copy,loader \
+        --table history,history-unpartitioned   # monthly partitions vs one table
+
+``coincap.asset_history`` is range-partitioned by month (migration 0006);
+``history-unpartitioned`` is a plain table with the same columns and primary
+key, made by the benchmark, to show what the partitioning costs a load.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -63,10 +70,13 @@ from crypto_etl.exchange_data_etl import EXCHANGES
 from crypto_etl.warehouse.loader import Table, _LineReader, copy_lines, load
 from crypto_etl.records.rows import Exchange, HistoryPoint
 from crypto_etl.warehouse.connection import WarehouseConnection
+from crypto_etl.warehouse.partitions import ensure_partitions
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 POINTS_PER_ASSET = 14_400  # ten days of m1 points, as a backfill loads them
 EXCHANGES_PER_TICK = 200
+# Every generated row's time lies within these months (ten days from START).
+DATA_MONTHS = [START, START + timedelta(minutes=POINTS_PER_ASSET)]
 DEFAULT_SIZES = (100_000, 1_000_000)
 QUICK_SIZES = (20_000, 100_000)
 
@@ -108,9 +118,19 @@ def exchanges(n: int) -> Iterator[Exchange]:
         )
 
 
+UNPARTITIONED_HISTORY = dataclasses.replace(
+    BACKFILL.table, name="asset_history_unpartitioned", partition_column=None
+)
 TABLES: dict[str, tuple[Table, Callable[[int], Iterator[Any]]]] = {
     "history": (BACKFILL.table, history_points),
+    "history-unpartitioned": (UNPARTITIONED_HISTORY, history_points),
     "exchanges": (EXCHANGES.table, exchanges),
+}
+# Tables that only the benchmark has, made from a migrated one.
+MADE_HERE = {
+    "history-unpartitioned": "CREATE TABLE IF NOT EXISTS"
+    " coincap.asset_history_unpartitioned (LIKE coincap.asset_history"
+    " INCLUDING DEFAULTS INCLUDING INDEXES)",
 }
 
 
@@ -195,6 +215,7 @@ class Measurement:
     rows: int
     seconds: float
     rss_growth: int
+    table: str = "history"
 
     @property
     def rate(self) -> float:
@@ -220,7 +241,7 @@ def measure_in_child(
         METHODS[method](wh, table, rows)
         seconds = time.perf_counter() - started
         growth = max(0, peak_rss_bytes() - before)
-    out.put(Measurement(method, size, seconds, growth))
+    out.put(Measurement(method, size, seconds, growth, table_name))
 
 
 def prepare(settings: WarehouseSettings, table_name: str, prefill: int) -> None:
@@ -228,13 +249,26 @@ def prepare(settings: WarehouseSettings, table_name: str, prefill: int) -> None:
     table, make = TABLES[table_name]
     with WarehouseConnection(settings) as warehouse:
         with warehouse.managed_cursor() as cur:
+            if table_name in MADE_HERE:
+                cur.execute(MADE_HERE[table_name])
             cur.execute(sql.SQL("TRUNCATE {}").format(table.qualified))
-            # An autovacuum woken by the previous load must not run during this one.
+            if table.partition_column is not None:
+                # As in production, where prune creates the months ahead:
+                # every method, plain COPY too, finds its partition there.
+                ensure_partitions(cur, table, DATA_MONTHS)
+            # An autovacuum woken by the previous load must not run during
+            # this one. Storage settings live on the leaf tables (partitions).
             cur.execute(
-                sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(
-                    table.qualified
-                )
+                "SELECT relid::regclass::text FROM pg_partition_tree(%s::regclass)"
+                " WHERE isleaf",
+                (f"{table.schema}.{table.name}",),
             )
+            for (leaf,) in cur.fetchall():
+                cur.execute(
+                    sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(
+                        sql.SQL(leaf)
+                    )
+                )
         if prefill:
             plain_copy(warehouse, table, list(make(prefill)))
         warehouse.connection.autocommit = True
@@ -288,14 +322,15 @@ def run_one(
 
 def report(results: Sequence[Measurement]) -> str:
     """The markdown table: rate, share of the COPY limit, gain over the original."""
-    by_key = {(r.method, r.rows): r for r in results}
+    by_key = {(r.table, r.method, r.rows): r for r in results}
+    several = len({r.table for r in results}) > 1
     lines = []
     for r in results:
-        limit = by_key.get(("copy", r.rows))
-        original = by_key.get(("execute_batch", r.rows))
+        limit = by_key.get((r.table, "copy", r.rows))
+        original = by_key.get((r.table, "execute_batch", r.rows))
         lines.append(
             [
-                r.method,
+                f"{r.method} ({r.table})" if several else r.method,
                 f"{r.rows:,}",
                 f"{r.seconds:.2f}",
                 f"{r.rate:,.0f}",
@@ -326,6 +361,16 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _tables(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(names) - set(TABLES))
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown table(s) {', '.join(unknown)}; choose from {', '.join(TABLES)}"
+        )
+    return names
+
+
 def _methods(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     unknown = sorted(set(names) - set(METHODS))
@@ -354,7 +399,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=_methods,
         help=f"of {', '.join(METHODS)} (default: {', '.join(DEFAULT_METHODS)})",
     )
-    parser.add_argument("--table", choices=TABLES, default="history")
+    parser.add_argument(
+        "--table",
+        type=_tables,
+        default=["history"],
+        dest="tables",
+        help=f"of {', '.join(TABLES)}, comma-separated (default: history)",
+    )
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs per cell; the fastest is shown"
     )
@@ -379,38 +430,39 @@ def best_of(runs: Sequence[Measurement]) -> Measurement:
     """The fastest run's time with the largest memory growth of all the runs."""
     fastest = min(runs, key=lambda r: r.seconds)
     growth = max(r.rss_growth for r in runs)
-    return Measurement(fastest.method, fastest.rows, fastest.seconds, growth)
+    return dataclasses.replace(fastest, rss_growth=growth)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every (size, method) pair and print the markdown table."""
     args = parse_args(argv)
-    table = TABLES[args.table][0]
+    cells = [(t, m) for t in args.tables for m in args.methods]
     results: list[Measurement] = []
     with throwaway_warehouse() as settings:
         server = server_info(settings)
         # A first large load creates the WAL segments every later run recycles;
         # without it the first method measured would pay for creating them.
         print(f"warm-up: copy of {max(args.sizes):,} rows", file=sys.stderr)
-        run_one(settings, args.table, "copy", max(args.sizes))
+        run_one(settings, args.tables[0], "copy", max(args.sizes))
         for size in args.sizes:
-            runs: dict[str, list[Measurement]] = {m: [] for m in args.methods}
+            runs: dict[tuple[str, str], list[Measurement]] = {c: [] for c in cells}
             # Round-robin, so a burst of other work on the machine hits every
-            # method alike rather than all the repeats of one.
+            # method (and table) alike rather than all the repeats of one.
             for _ in range(args.repeat):
-                for method in args.methods:
-                    run = run_one(settings, args.table, method, size, args.rerun)
-                    runs[method].append(run)
+                for table_name, method in cells:
+                    run = run_one(settings, table_name, method, size, args.rerun)
+                    runs[(table_name, method)].append(run)
                     print(
-                        f"{method} {size:,} rows: {run.seconds:.2f} s, "
+                        f"{method} {table_name} {size:,} rows: {run.seconds:.2f} s, "
                         f"{run.rate:,.0f} rows/s, +{run.rss_growth / MB:.1f} MB "
                         f"(load average {os.getloadavg()[0]:.1f})",
                         file=sys.stderr,
                     )
-            results.extend(best_of(runs[method]) for method in args.methods)
+            results.extend(best_of(runs[cell]) for cell in cells)
     what = "a rerun of rows already loaded" if args.rerun else "new rows"
+    names = ", ".join(f"coincap.{TABLES[t][0].name}" for t in args.tables)
     print(
-        f"\ncoincap.{table.name}, {what}, best of {args.repeat}; {server}; "
+        f"\n{names}, {what}, best of {args.repeat}; {server}; "
         "RSS growth of the loading process, records already in memory.\n"
     )
     print(report(results))

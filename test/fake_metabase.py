@@ -71,6 +71,9 @@ class FakeMetabase:
         self.setup_token: str | None = str(uuid.uuid4())
         self.users: dict[str, str] = {}
         self.sessions: set[str] = set()
+        # Keys an admin made in Admin > Settings > API keys (v0.49+).
+        self.api_keys: set[str] = set()
+        self.version_tag = "v0.64.6"
         self.settings: dict[str, Any] = {"anon-tracking-enabled": True}
         self.databases: dict[int, dict[str, Any]] = {}
         self.collections: dict[int, dict[str, Any]] = {}
@@ -154,8 +157,10 @@ class FakeMetabase:
             try:
                 if re.fullmatch(r"/api/dashboard/\d+/cards", path):
                     raise Refused(404, "API endpoint does not exist.")
-                if (method, path) not in _PUBLIC and (
-                    headers.get("x-metabase-session") not in self.sessions
+                if (
+                    (method, path) not in _PUBLIC
+                    and headers.get("x-metabase-session") not in self.sessions
+                    and headers.get("x-api-key") not in self.api_keys
                 ):
                     raise Refused(401, "Unauthenticated")
                 for verb, pattern, handler in self._routes:
@@ -178,7 +183,7 @@ class FakeMetabase:
         return {
             "setup-token": self.setup_token,
             "has-user-setup": bool(self.users),
-            "version": {"tag": "v0.64.2.2"},
+            "version": {"tag": self.version_tag},
         }
 
     def _setup(self, query: Any, body: Any) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from crypto_etl.monitor.freshness import TableFreshness, assess, human_age, stal
 from crypto_etl.pipelines.freshness import limits_for_settings
 from crypto_etl.pipelines.snapshot import run_many, run_snapshot
 from crypto_etl.monitor.watch import monitored
-from crypto_etl.pipelines.catalog import BACKFILL, PIPELINES
+from crypto_etl.pipelines.catalog import BACKFILL, PIPELINES, RETENTION
 from crypto_etl.warehouse.runlog import now_utc
 from crypto_etl.warehouse.status import credit_usage, read_status
 from crypto_etl.warehouse.connection import WarehouseConnection
@@ -59,8 +59,8 @@ log = logging.getLogger("crypto_etl.cli")
 Command = Callable[[argparse.Namespace], int]
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    settings: Settings = load_settings(env_file=args.env_file)
+def _settings(args: argparse.Namespace, *, owner_login: bool = True) -> Settings:
+    settings: Settings = load_settings(env_file=args.env_file, owner_login=owner_login)
     logs.configure(args.verbose, args.log_format, settings.secrets())
     return settings
 
@@ -365,7 +365,8 @@ def cmd_transform(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from crypto_etl.dashboard.server import serve_dashboard
 
-    settings = _settings(args)
+    # The dashboard logs in with the reader role only: it needs no owner login.
+    settings = _settings(args, owner_login=False)
     serve_dashboard(
         settings,
         args.host,
@@ -390,6 +391,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
         schedule_seconds=args.every,
         on_ready=lambda line: print(line, flush=True),
     )
+    return 0
+
+
+def _days(text: str) -> int:
+    days = text[:-1] if text.endswith("d") else ""
+    if not days.isdigit() or int(days) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days like 90d")
+    return int(days)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from crypto_etl.pipelines.prune import prune
+
+    settings = _settings(args)
+    names = args.table or list(RETENTION)
+    with WarehouseConnection(settings.warehouse) as warehouse:
+        report = prune(
+            warehouse,
+            [RETENTION[name] for name in dict.fromkeys(names)],
+            keep_days=args.keep,
+            now=datetime.now(timezone.utc),
+            dry_run=args.dry_run,
+        )
+    print(report.summary())
     return 0
 
 
@@ -553,6 +578,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds between pipeline runs (default 60)",
     )
+    p = command("prune", cmd_prune, "delete raw rows older than the window")
+    p.add_argument("--keep", required=True, type=_days, help="UTC days, e.g. 90d")
+    p.add_argument(
+        "--table",
+        action="append",
+        choices=list(RETENTION),
+        help="only this table (repeatable; default: all)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="count; change nothing")
     p = command(
         "provision-metabase",
         cmd_provision_metabase,

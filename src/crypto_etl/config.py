@@ -99,6 +99,9 @@ class MetabaseSettings:
     admin_password: Secret = field(repr=False)
     warehouse_host: str = "warehouse"
     warehouse_port: int = 5432
+    # A Metabase API key (METABASE_API_KEY, Metabase v0.49+): provisioning
+    # then calls the API with it instead of logging the admin in.
+    api_key: Secret | None = field(default=None, repr=False)
 
 
 # The optional groups: (required names, names with a default). Setting any of
@@ -106,7 +109,7 @@ class MetabaseSettings:
 READER_GROUP = (("WAREHOUSE_READER_USER", "WAREHOUSE_READER_PASSWORD"), ())
 METABASE_GROUP = (
     ("METABASE_URL", "METABASE_ADMIN_EMAIL", "METABASE_ADMIN_PASSWORD"),
-    ("METABASE_WAREHOUSE_HOST", "METABASE_WAREHOUSE_PORT"),
+    ("METABASE_WAREHOUSE_HOST", "METABASE_WAREHOUSE_PORT", "METABASE_API_KEY"),
 )
 
 
@@ -230,9 +233,10 @@ class Settings:
         if self.reader is not None:
             found.append(self.reader.password)
         if self.metabase is not None:
-            found.append(self.metabase.admin_password)
+            found += [self.metabase.admin_password, self.metabase.api_key]
         found.extend(self.monitor.secrets())
-        return [s.reveal() for s in found if s is not None]
+        # An absent owner login (owner_login=False) is an empty Secret.
+        return [s.reveal() for s in found if s is not None and s.reveal()]
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -263,13 +267,20 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, env_file: Path | None = None
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = None,
+    *,
+    owner_login: bool = True,
 ) -> Settings:
     """Build the settings from the environment, then the env file.
 
     Args:
         environ: the variables to read (default: ``os.environ``).
         env_file: the defaults file (default: ``$CRYPTO_ETL_ENV_FILE`` or ``./env``).
+        owner_login: False for a command that never logs in as the ETL's
+            user (the dashboard reads through the reader role), so
+            ``WAREHOUSE_USER``/``WAREHOUSE_PASSWORD`` may be absent; the
+            warehouse settings then carry an empty login.
 
     Raises:
         ConfigError: naming every required variable that is missing or invalid,
@@ -287,8 +298,9 @@ def load_settings(
                 return value.strip()
         return None
 
-    required = ["WAREHOUSE_HOST", "WAREHOUSE_PORT", "WAREHOUSE_DB", "WAREHOUSE_USER"]
-    required.append("WAREHOUSE_PASSWORD")
+    required = ["WAREHOUSE_HOST", "WAREHOUSE_PORT", "WAREHOUSE_DB"]
+    if owner_login:
+        required += ["WAREHOUSE_USER", "WAREHOUSE_PASSWORD"]
     missing = [name for name in required if get(name) is None]
     if missing:
         raise ConfigError(f"{_missing(missing)} (looked in {_places(sources)})")
@@ -394,6 +406,9 @@ def _metabase(found: dict[str, str] | None) -> MetabaseSettings | None:
         warehouse_host=found.get("METABASE_WAREHOUSE_HOST") or "warehouse",
         warehouse_port=_port(
             "METABASE_WAREHOUSE_PORT", found.get("METABASE_WAREHOUSE_PORT") or "5432"
+        ),
+        api_key=(
+            Secret(found["METABASE_API_KEY"]) if "METABASE_API_KEY" in found else None
         ),
     )
 

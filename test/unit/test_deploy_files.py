@@ -185,11 +185,6 @@ def test_published_ports_listen_on_loopback_only(services: dict[str, Any]) -> No
         assert rest.rpartition(":")[2] == container_ports[name], f"{name}: {ports[0]}"
 
 
-def test_every_service_reads_the_env_file(services: dict[str, Any]) -> None:
-    for name, service in services.items():
-        assert service["env_file"] == "env", name
-
-
 def test_env_file_defines_what_the_containers_need() -> None:
     values = read_env_file(ENV_FILE)
     # The warehouse entrypoint maps these onto POSTGRES_*; the init script and
@@ -198,19 +193,6 @@ def test_env_file_defines_what_the_containers_need() -> None:
     missing = needed - {key for key, value in values.items() if value}
     assert not missing, f"env lacks {sorted(missing)}"
     assert "COINCAP_API_KEY" not in values, "the API key is never committed"
-
-
-def test_containers_reach_each_other_by_service_name(
-    services: dict[str, Any],
-) -> None:
-    for name in ("etl", "dashboard"):
-        environment = services[name]["environment"]
-        assert environment["WAREHOUSE_HOST"] == "warehouse", name
-        assert environment["WAREHOUSE_PORT"] == "5432", name
-        assert environment["METABASE_URL"] == "http://metabase:3000", name
-        # No value: compose passes the caller's key through, or leaves it unset.
-        assert environment["COINCAP_API_KEY"] is None, name
-    assert services["metabase"]["environment"]["MB_DB_HOST"] == "warehouse"
 
 
 def test_services_start_after_what_they_need_is_healthy(

@@ -55,9 +55,14 @@ def test_no_more_than_the_limit_run_and_results_come_in_order_of_completion():
         gate.release[2].set()
         assert next(results).item == 2
         assert gate.next_start() == 3
-        for item in (0, 3, 4):
+        # 0 finishes first, so 4 starts before 3 fails (a failure stops
+        # new calls): release them in that order.
+        gate.release[0].set()
+        zero = next(results)
+        assert gate.next_start() == 4  # started when 0's result was taken
+        for item in (3, 4):
             gate.release[item].set()
-        rest = list(results)
+        rest = [zero, *results]
     assert gate.most_running == 2
     assert [d.item for d in rest if d.error is None] == [0, 4]
     failed = [d for d in rest if d.error is not None]

@@ -3,11 +3,11 @@
 # Creates Metabase's own application database and the role that owns it, and
 # nothing else: the warehouse schema comes from
 # `crypto-etl migrate`, run by the etl container from the same migration files
-# as a local run. The role's password is MB_DB_PASS from the env file, the
-# same variable the metabase service reads to log in.
+# as a local run. The role's password is MB_DB_PASS (docker-compose.yml
+# hands it to this service and to metabase, which logs in with it).
 set -euo pipefail
 
-: "${MB_DB_PASS:?MB_DB_PASS is not set: see the env file}"
+: "${MB_DB_PASS:?MB_DB_PASS is not set: see docker-compose.yml}"
 
 # psql reads the password from the environment (\getenv, psql 15+) and quotes
 # it as a literal (:'mb_pass'): no quoting bugs, and it stays off the command

@@ -1,15 +1,17 @@
 """Provision Metabase from the shared dashboard definition, idempotently by name.
 
-Written for Metabase v0.64 (the image ``metabase/metabase:v0.64.2.2`` pinned in
+Written for Metabase v0.64 (the image ``metabase/metabase:v0.64.6`` pinned in
 docker-compose.yml), against its REST API as documented at
 https://www.metabase.com/docs/latest/api and in its source
 (``src/metabase/{setup_rest,queries_rest,dashboards_rest}/api.clj``):
 
 - First boot: ``GET /api/session/properties`` offers a ``setup-token`` while
   ``has-user-setup`` is false; ``POST /api/setup {token, user, prefs}`` creates
-  the first admin and answers a session ``{"id": ...}``. Later runs log in with
-  ``POST /api/session {username, password}``. Every other call carries the
-  session in the ``X-Metabase-Session`` header.
+  the first admin and answers a session ``{"id": ...}``. Later runs call the
+  API with ``METABASE_API_KEY`` in the ``X-API-Key`` header when it is set and
+  the server's ``version.tag`` is v0.49 or later (API keys came then), else
+  log in with ``POST /api/session {username, password}`` and send the session
+  in the ``X-Metabase-Session`` header.
 - v0.64's setup turns anonymous tracking on whatever ``prefs.allow_tracking``
   says, so it is turned off with ``PUT /api/setting/anon-tracking-enabled``.
 - ``GET /api/database`` answers ``{"data": [...]}`` with passwords masked, so
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +68,8 @@ MANAGED_NOTE = "Managed by `crypto-etl provision-metabase`: edits here are overw
 # (connect, read) seconds. Adding a database makes Metabase test the
 # connection before it answers, hence the long read timeout.
 HTTP_TIMEOUT = (5.0, 60.0)
+# Metabase added API keys in v0.49.
+API_KEYS_SINCE = (0, 49)
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,7 @@ def provision_metabase(
     """
     reader = settings.require_reader("Metabase")
     secrets = [
+        metabase.api_key.reveal() if metabase.api_key else "",
         metabase.admin_password.reveal(),
         reader.password.reveal(),
         settings.warehouse.password.reveal(),
@@ -191,12 +197,18 @@ class _Api:
         self.url = url.rstrip("/")
         self._http = requests.Session()
         self._secrets = secrets
+        # What to check when Metabase refuses the credentials in use.
+        self.login_hint = "check METABASE_ADMIN_EMAIL and METABASE_ADMIN_PASSWORD"
 
     def close(self) -> None:
         self._http.close()
 
     def use_session(self, session_id: str) -> None:
         self._http.headers["X-Metabase-Session"] = session_id
+
+    def use_api_key(self, key: str) -> None:
+        self._http.headers["X-API-Key"] = key
+        self.login_hint = "check METABASE_API_KEY (Admin > Settings > API keys)"
 
     def wait_until_up(self, timeout: float) -> None:
         """Poll ``GET /api/health`` until it answers 200 or ``timeout`` passes.
@@ -251,8 +263,8 @@ class _Api:
         status = response.status_code
         if status == 401:
             raise MetabaseAuthError(
-                f"Metabase refused the login (HTTP 401 on {method} {path}): check "
-                "METABASE_ADMIN_EMAIL and METABASE_ADMIN_PASSWORD"
+                f"Metabase refused the login (HTTP 401 on {method} {path}): "
+                + self.login_hint
             )
         if status == 403:
             raise MetabaseAuthError(
@@ -298,6 +310,12 @@ def _error_detail(response: requests.Response) -> str:
 def _sign_in(api: _Api, metabase: MetabaseSettings, report: ProvisionReport) -> None:
     properties = api.call("GET", "/api/session/properties")
     if properties.get("has-user-setup"):
+        if metabase.api_key is not None:
+            if _supports_api_keys(properties):
+                api.use_api_key(metabase.api_key.reveal())
+                report.add("login", "METABASE_API_KEY", "unchanged")
+                return
+            _log.warning("Metabase before v0.49 has no API keys: admin login")
         session = api.call(
             "POST",
             "/api/session",
@@ -332,6 +350,14 @@ def _sign_in(api: _Api, metabase: MetabaseSettings, report: ProvisionReport) -> 
     api.use_session(session["id"])
     api.call("PUT", "/api/setting/anon-tracking-enabled", {"value": False})
     report.add("admin", metabase.admin_email, "created")
+
+
+def _supports_api_keys(properties: dict[str, Any]) -> bool:
+    """Tell whether ``version.tag`` (e.g. v0.64.6) is v0.49+, which has API keys."""
+    version = properties.get("version")
+    tag = version.get("tag") if isinstance(version, dict) else None
+    found = re.match(r"v?(\d+)\.(\d+)", tag if isinstance(tag, str) else "")
+    return found is not None and (int(found[1]), int(found[2])) >= API_KEYS_SINCE
 
 
 def _ensure_database(

@@ -3,7 +3,8 @@
 ``build_schedule`` picks each snapshot pipeline's cadence from the cost
 model (``pipelines.cost``) so that the projected month (31 days, the
 longest) stays within 90% of the budget: every pipeline runs at least
-daily, plus the daily backfill; then exchanges get the finest cadence that
+daily, plus the daily backfill (the daily docs and prune jobs cost
+nothing); then exchanges get the finest cadence that
 still fits, then rates, assets and markets in turn. Pipelines that end up
 on the same cadence share one ``crypto-etl run a,b`` line. ``render``
 writes it in the format of ``scheduler/crontab`` (which is this output for
@@ -35,6 +36,8 @@ PRIORITY = ("exchanges", "rates", "assets", "markets")
 # The finest cadence that still counts as "every few minutes".
 FEW_MINUTES = 15
 BACKFILL_TOP, BACKFILL_INTERVAL = 10, "h1"
+# What the daily `crypto-etl prune` keeps.
+RETENTION_DAYS = 90
 # A 31-day month (January 2025) to count runs in.
 MONTH_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 MONTH_END = datetime(2025, 2, 1, tzinfo=timezone.utc)
@@ -234,6 +237,17 @@ def _lines(cadences: dict[str, int], costs: dict[str, Cost]) -> list[Line]:
             0,
             "Daily at 03:47: regenerate dbt's docs site, which the dashboard "
             "serves at /docs/ (no API call).",
+        )
+    )
+    lines.append(
+        Line(
+            "7 4 * * *",
+            f"crypto-etl prune --keep {RETENTION_DAYS}d {SKIPPED_OK}",
+            f"prune --keep {RETENTION_DAYS}d (daily)",
+            0,
+            f"Daily at 04:07: delete raw rows older than {RETENTION_DAYS} days once "
+            "the marts hold them (whole monthly partitions where it can) and "
+            "create the coming months' partitions (no API call).",
         )
     )
     return lines

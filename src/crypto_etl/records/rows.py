@@ -179,6 +179,7 @@ class RunRecord:
     rows_fetched: int = 0
     rows_inserted: int = 0
     rows_rejected: int = 0
+    rows_deleted: int = 0
     spent: CallStats = field(default_factory=CallStats)
     error_message: str | None = None
     run_id: int | None = None

@@ -172,7 +172,8 @@ def _complete(cur: Cursor, run: RunRecord) -> None:
     cur.execute(
         "UPDATE coincap.etl_runs SET finished_at = %s, status = %s,"
         " rows_fetched = %s, rows_inserted = %s, rows_rejected = %s,"
-        " api_calls = %s, bytes_received = %s, credits = %s, error_message = %s"
+        " rows_deleted = %s, api_calls = %s, bytes_received = %s, credits = %s,"
+        " error_message = %s"
         " WHERE run_id = %s",
         (
             run.finished_at,
@@ -180,6 +181,7 @@ def _complete(cur: Cursor, run: RunRecord) -> None:
             run.rows_fetched,
             run.rows_inserted,
             run.rows_rejected,
+            run.rows_deleted,
             run.spent.calls,
             run.spent.bytes,
             run.spent.credits,
