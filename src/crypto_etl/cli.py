@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from importlib.metadata import version
 import signal
 import sys
 import threading
@@ -35,6 +36,8 @@ from crypto_etl.errors import (
     CryptoEtlError,
     Interrupted,
     RunSkipped,
+    WarehouseUnavailable,
+    exit_codes,
 )
 from crypto_etl.pipelines.cost import Budget, backfill_cost, backfill_scope, guard
 from crypto_etl.pipelines.schedule import build_schedule, project, schedule_in_force
@@ -286,8 +289,11 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
         return 0
     state = local.start() if args.action == "start" else local.status()
     if not state.running:
-        print(f"not running (data directory {state.data_dir})")
-        return 1
+        # The same code as any unreachable warehouse: a monitor can rely on it.
+        raise WarehouseUnavailable(
+            f"the local warehouse is not running (data directory {state.data_dir});"
+            " start it with `crypto-etl warehouse start`"
+        )
     print(f"running, pid {state.pid}, data directory {state.data_dir}")
     print(
         f"WAREHOUSE_HOST={state.host} WAREHOUSE_PORT={state.port} "
@@ -393,11 +399,41 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _env_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"file not found: {text}")
+    return path
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's table as written and shows each option's default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS)
+        if shown and action.option_strings and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def exit_code_epilog() -> str:
+    """The exit-code table of ``--help``, from ``errors.exit_codes()``."""
+    lines = [f"  {code:>3}  {meaning}" for code, meaning in exit_codes().items()]
+    return "exit codes:\n" + "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``crypto-etl`` argument parser (every command has help)."""
+    epilog = exit_code_epilog()
     parser = argparse.ArgumentParser(
         prog="crypto-etl",
         description="Load CoinCap market data into a PostgreSQL warehouse.",
+        epilog=epilog,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {version('crypto_etl')}"
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="debug logs and tracebacks"
@@ -407,14 +443,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--env-file",
-        type=Path,
+        type=_env_file,
         default=None,
-        help="defaults file (default: $CRYPTO_ETL_ENV_FILE or ./env)",
+        help="defaults file, which must exist (default: $CRYPTO_ETL_ENV_FILE or"
+        " ./env, used when present)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog="exit codes: listed by `crypto-etl --help`",
+            formatter_class=_HelpFormatter,
+        )
         p.set_defaults(func=func)
         return p
 
@@ -468,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir",
         type=Path,
         default=Path(".data/warehouse"),
-        help="cluster directory (default .data/warehouse)",
+        help="cluster directory",
     )
     p = command(
         "transform", cmd_transform, "build the dbt models and run the data tests"
@@ -478,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--docs-dir",
         type=Path,
         default=None,
-        help="where the docs go (default .data/dbt-docs)",
+        help="where the docs go (default: .data/dbt-docs)",
     )
     p.add_argument("--select", default=None, help="a dbt node selection")
     p.add_argument(
@@ -490,9 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to bind (default 127.0.0.1: this machine only)",
+        help="address to bind (127.0.0.1: this machine only)",
     )
-    p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    p.add_argument("--port", type=int, default=8050, help="port")
     p = command(
         "demo", cmd_demo, "everything offline: warehouse, simulator, models, dashboard"
     )
@@ -500,17 +543,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir",
         type=Path,
         default=Path(".data/demo"),
-        help="the demo's cluster (default .data/demo)",
+        help="the demo's cluster",
     )
-    p.add_argument(
-        "--warehouse-port", type=int, default=5433, help="its port (default 5433)"
-    )
-    p.add_argument("--port", type=int, default=8050, help="dashboard port (8050)")
+    p.add_argument("--warehouse-port", type=int, default=5433, help="its port")
+    p.add_argument("--port", type=int, default=8050, help="dashboard port")
     p.add_argument(
         "--every",
         type=float,
         default=60.0,
-        help="seconds between pipeline runs (default 60)",
+        help="seconds between pipeline runs",
     )
     p = command(
         "provision-metabase",
@@ -522,7 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         metavar="SECONDS",
-        help="how long to wait for Metabase's /api/health (default 60)",
+        help="how long to wait for Metabase's /api/health",
     )
     p = command("simulate", cmd_simulate, "serve a local fake CoinCap v3 API")
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1")

@@ -211,12 +211,23 @@ def read_env_file(path: Path) -> dict[str, str]:
     Returns an empty dict when the file does not exist.
 
     Raises:
-        ConfigError: on a line that is not ``KEY=VALUE``.
+        ConfigError: on a line that is not ``KEY=VALUE``, a file that is not
+            UTF-8 text, or one that cannot be read.
     """
     if not path.is_file():
         return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        # Where, not what: the bytes may be part of a secret.
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text; save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -399,15 +399,15 @@ class DashboardServer:
 
         Raises:
             ConfigError: see ``start``.
+            KeyboardInterrupt: after stopping, so the CLI exits 130 (or 143).
         """
         self.start()
         try:
             if on_ready is not None:
                 on_ready(self.url)
             threading.Event().wait()
-        except KeyboardInterrupt:
-            log.info("dashboard: stopping")
         finally:
+            log.info("dashboard: stopping")
             self.stop()
 
     def __enter__(self) -> DashboardServer:
