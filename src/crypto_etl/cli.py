@@ -41,6 +41,7 @@ from crypto_etl.errors import (
 )
 from crypto_etl.pipelines.cost import Budget, backfill_cost, backfill_scope, guard
 from crypto_etl.pipelines.schedule import build_schedule, project, schedule_in_force
+from crypto_etl.pipelines.batch import BatchResult, Outcome
 from crypto_etl.pipelines.snapshot import run_many, run_snapshot
 from crypto_etl.pipelines.catalog import PIPELINES
 from crypto_etl.warehouse.status import credit_usage, read_status
@@ -79,23 +80,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     ):
         pipelines = [PIPELINES[name] for name in args.pipeline]
         if len(pipelines) == 1:
-            # Its own error and exit code, not `run all`'s partial failure.
+            # Its own error and exit code, not a batch's.
             only = run_snapshot(
                 pipelines[0], client, warehouse, scope=settings.scope, budget=budget
             )
-            runs = [only]
+            batch = BatchResult([Outcome(pipelines[0], run=only)])
         else:
-            runs = run_many(
+            batch = run_many(
                 pipelines, client, warehouse, scope=settings.scope, budget=budget
             )
-    for run in runs:
-        print(
-            f"{run.pipeline}: fetched {run.rows_fetched}, inserted "
-            f"{run.rows_inserted}, rejected {run.rows_rejected} "
-            f"({run.spent.calls} calls, {run.spent.bytes} bytes, "
-            f"{run.spent.credits} credits)"
-        )
+    # What each pipeline did goes to stdout whatever happened to the others.
+    for outcome in batch.outcomes:
+        print(_outcome_line(outcome), flush=True)
+    error = batch.error()
+    if error is not None:
+        raise error
     return 0
+
+
+def _outcome_line(outcome: Outcome) -> str:
+    run = outcome.run
+    if run is None:
+        if outcome.status == "skipped":
+            return f"{outcome.pipeline.name}: skipped ({outcome.cause})"
+        return f"{outcome.pipeline.name}: failed, nothing loaded"
+    return (
+        f"{run.pipeline}: fetched {run.rows_fetched}, inserted "
+        f"{run.rows_inserted}, rejected {run.rows_rejected} "
+        f"({run.spent.calls} calls, {run.spent.bytes} bytes, "
+        f"{run.spent.credits} credits)"
+    )
 
 
 def _pipelines(text: str) -> list[str]:

@@ -85,7 +85,9 @@ def _run(
             WarehouseConnection(w) as warehouse,
         ):
             prepare_warehouse(warehouse, settings.reader)
-            run_many(PIPELINES.values(), client, warehouse)
+            error = run_many(PIPELINES.values(), client, warehouse).error()
+            if error is not None:
+                raise error
             end = now_utc()
             windows = plan_windows(
                 top_assets(client, 5), "h1", to_ms(end - timedelta(days=7)), to_ms(end)
@@ -114,11 +116,10 @@ def _run(
 def _load_once(
     client: CoinCapClient, warehouse: WarehouseConnection, settings: Settings
 ) -> None:
-    try:
-        run_many(PIPELINES.values(), client, warehouse)
-    except CryptoEtlError as exc:
+    error = run_many(PIPELINES.values(), client, warehouse).error()
+    if error is not None:
         # The demo keeps going; the dashboard's health panel shows the failure.
-        log.error("demo load: %s", exc)
+        log.error("demo load: %s", error)
     _transform(settings)
 
 

@@ -21,7 +21,8 @@ from typing import Any, Iterable
 
 from crypto_etl.coincap.client import CoinCapClient
 from crypto_etl.config import FetchScope
-from crypto_etl.errors import BudgetExceeded, CryptoEtlError, PartialFailure
+from crypto_etl.errors import CryptoEtlError
+from crypto_etl.pipelines.batch import BatchResult, Outcome
 from crypto_etl.pipelines.catalog import Pipeline
 from crypto_etl.pipelines.cost import (
     Budget,
@@ -133,32 +134,23 @@ def run_many(
     *,
     scope: FetchScope = FetchScope(),
     budget: Budget | None = None,
-) -> list[RunRecord]:
+) -> BatchResult:
     """Run several pipelines over one client and one connection.
 
-    One failing does not stop the others; each checks the budget in turn.
+    One failing, or skipped (by its lock or the budget), does not stop the
+    others; each checks the budget in turn.
 
-    Raises:
-        BudgetExceeded: every pipeline was refused by the budget.
-        PartialFailure: after all ran, naming those that failed or were skipped.
+    Returns:
+        Every pipeline's outcome; ``result.error()`` is the error the batch
+        ends with, if any (see ``pipelines.batch``).
     """
-    done: list[RunRecord] = []
-    problems: list[str] = []
-    refused: list[BudgetExceeded] = []
+    outcomes: list[Outcome] = []
     for pipeline in pipelines:
         try:
-            done.append(
-                run_snapshot(pipeline, client, warehouse, scope=scope, budget=budget)
-            )
+            run = run_snapshot(pipeline, client, warehouse, scope=scope, budget=budget)
+            outcomes.append(Outcome(pipeline, run=run))
         except CryptoEtlError as exc:
-            log.error("%s: %s", pipeline.name, exc)
-            problems.append(f"{pipeline.name} ({exc})")
-            if isinstance(exc, BudgetExceeded):
-                refused.append(exc)
-    if refused and len(refused) == len(problems) and not done:
-        raise BudgetExceeded("; ".join(str(exc) for exc in refused))
-    if problems:
-        raise PartialFailure(
-            f"{len(problems)} pipeline(s) did not load: " + "; ".join(problems)
-        )
-    return done
+            # Reported once for the whole batch, identical causes together.
+            log.debug("%s: %s", pipeline.name, exc, exc_info=True)
+            outcomes.append(Outcome(pipeline, error=exc))
+    return BatchResult(outcomes)
