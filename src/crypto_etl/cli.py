@@ -16,14 +16,16 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 from urllib.parse import urlencode
 
 from crypto_etl import logs
 from crypto_etl.coincap.client import CoinCapClient
 from crypto_etl.pipelines.backfill import (
     INTERVAL_MS,
+    check_request,
     make_plan,
+    plan_windows,
     request_windows,
     run_backfill,
     to_ms,
@@ -148,48 +150,77 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         CoinCapClient.from_settings(settings) as client,
         WarehouseConnection(settings.warehouse) as warehouse,
     ):
-        end = args.end or datetime.now(timezone.utc)
-        scope = backfill_scope(args.asset, args.top, args.interval)
-        try:
-            cost = backfill_cost(
-                warehouse,
-                assets=args.asset,
-                top=args.top,
-                interval=args.interval,
-                start_ms=to_ms(args.start),
-                end_ms=to_ms(end),
-            )
-        except ValueError as exc:
-            raise ConfigError(f"backfill: {exc}") from exc
+        assets, top, interval = args.asset, args.top, args.interval
+        now = datetime.now(timezone.utc)
+        end = check_request(
+            assets=assets,
+            top=top,
+            interval=interval,
+            start=args.start,
+            end=args.end,
+            now=now,
+        )
+        start_ms, end_ms = to_ms(args.start), to_ms(end)
+        if assets and not args.dry_run:
+            # Named assets: what is left to fetch is known without a call.
+            known = plan_windows(assets, interval, start_ms, end_ms)
+            if not make_plan(warehouse, known).todo:
+                print(
+                    f"backfill: nothing to fetch: all {len(known)} windows"
+                    " already loaded"
+                )
+                return 0
+        scope = backfill_scope(assets, top, interval)
+        cost = backfill_cost(
+            warehouse,
+            assets=assets,
+            top=top,
+            interval=interval,
+            start_ms=start_ms,
+            end_ms=end_ms,
+        )
         if not args.dry_run:
             budget = Budget(settings.monthly_credits, ignore=args.ignore_budget)
             guard(warehouse, budget, "backfill", cost, scope)
         windows = request_windows(
             client,
-            assets=args.asset,
-            top=args.top,
-            interval=args.interval,
+            assets=assets,
+            top=top,
+            interval=interval,
             start=args.start,
             end=end,
+            now=now,
         )
+        plan = make_plan(warehouse, windows, verify=bool(args.asset))
         if args.dry_run:
-            plan = make_plan(warehouse, windows)
             left = (
                 settings.monthly_credits
                 - credit_usage(warehouse, settings.monthly_credits).month
             )
-            for w in plan.todo:
-                print(f"GET {w.path}?{urlencode(w.params)}")
+            calls: list[tuple[str, Mapping[str, str | int]]] = (
+                [("/assets", plan.verify_params)] if plan.verify else []
+            )
+            calls += [(w.path, w.params) for w in plan.todo]
+            for path, params in calls:
+                print(f"GET {path}?{urlencode(params)}")
             print(
-                f"{len(plan.todo)} calls, about {plan.estimated_credits} credits "
+                f"{len(calls)} calls, about {plan.estimated_credits} credits "
                 f"({plan.done} windows already loaded); {left} of the "
                 f"{settings.monthly_credits} monthly credits are left"
             )
             return 0
+        if not plan.todo:
+            print(f"backfill: nothing to fetch: all {plan.done} windows already loaded")
+            return 0
         progress = logs.Progress("window")
         try:
             run = run_backfill(
-                client, warehouse, windows, on_progress=progress.advance, scope=scope
+                client,
+                warehouse,
+                windows,
+                verify=bool(args.asset),
+                on_progress=progress.advance,
+                scope=scope,
             )
         finally:
             progress.close()

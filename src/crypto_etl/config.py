@@ -220,9 +220,9 @@ def read_env_file(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         # Where, not what: the bytes may be part of a secret.
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        at = path.read_bytes()[: exc.start].count(b"\n") + 1
         raise ConfigError(
-            f"{path}:{line}: not UTF-8 text; save the file as UTF-8"
+            f"{path}:{at}: not UTF-8 text; save the file as UTF-8"
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
