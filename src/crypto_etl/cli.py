@@ -30,7 +30,7 @@ from crypto_etl.pipelines.backfill import (
     run_backfill,
     to_ms,
 )
-from crypto_etl.config import Settings, load_settings
+from crypto_etl.config import DEMO_WAREHOUSE_PORT, Settings, load_settings
 from crypto_etl.analytics.dq import DqResult, latest_dq_results
 from crypto_etl.errors import (
     BudgetExceeded,
@@ -240,6 +240,15 @@ def _age(when: datetime | None) -> str:
     return (
         f"{minutes / 60:.1f} h ago" if minutes < 2880 else f"{minutes / 1440:.0f} d ago"
     )
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.require_key:
+        settings.api_key()
+    for name, value in settings.shown():
+        print(f"{name}={value}")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -550,6 +559,14 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         "status", cmd_status, "show the last run of each pipeline and data freshness"
     )
+    p = command(
+        "settings", cmd_settings, "show the settings in effect (secrets masked)"
+    )
+    p.add_argument(
+        "--require-key",
+        action="store_true",
+        help="exit 3 unless COINCAP_API_KEY is set (what `make run` checks first)",
+    )
     p = command("warehouse", cmd_warehouse, "run a local PostgreSQL without Docker")
     p.add_argument("action", choices=("start", "stop", "status"), help="what to do")
     p.add_argument(
@@ -590,7 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path(".data/demo"),
         help="the demo's cluster",
     )
-    p.add_argument("--warehouse-port", type=int, default=5433, help="its port")
+    p.add_argument(
+        "--warehouse-port", type=int, default=DEMO_WAREHOUSE_PORT, help="its port"
+    )
     p.add_argument("--port", type=int, default=8050, help="dashboard port")
     p.add_argument(
         "--every",

@@ -23,6 +23,10 @@ from typing import Callable, Mapping, Sequence
 from crypto_etl.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://rest.coincap.io/v3"
+# The embedded warehouse's ports (`env`, `crypto-etl demo`): project-specific,
+# away from 5432/5433, which a system PostgreSQL usually has.
+DEFAULT_WAREHOUSE_PORT = 54329
+DEMO_WAREHOUSE_PORT = 54330
 DEFAULT_ENV_FILE = Path("env")
 DEFAULT_CRONTAB = Path("scheduler/crontab")
 # The free plan as most often reported; set your own plan's figure.
@@ -191,9 +195,35 @@ class Settings:
             raise ConfigError(
                 "COINCAP_API_KEY is not set (looked in "
                 f"{_places(self.sources)}). Get a key at {KEY_SIGNUP_URL} "
-                "and export COINCAP_API_KEY=<your key>"
+                "and export COINCAP_API_KEY=<your key>, or try everything offline"
+                " without one: `make demo`"
             )
         return self.coincap_api_key
+
+    def shown(self) -> list[tuple[str, str]]:
+        """Return each setting's variable and value, safe to print.
+
+        Secrets show as ``(set)`` or ``(not set)``, never their value.
+        """
+
+        def secret(value: Secret | None) -> str:
+            return "(not set)" if value is None else "(set)"
+
+        w = self.warehouse
+        return [
+            ("WAREHOUSE_HOST", w.host),
+            ("WAREHOUSE_PORT", str(w.port)),
+            ("WAREHOUSE_DB", w.dbname),
+            ("WAREHOUSE_USER", w.user),
+            ("WAREHOUSE_PASSWORD", secret(w.password)),
+            ("WAREHOUSE_READER_USER", self.reader_user or "(not set)"),
+            ("WAREHOUSE_READER_PASSWORD", secret(self.reader_password)),
+            ("COINCAP_API_KEY", secret(self.coincap_api_key)),
+            ("COINCAP_BASE_URL", self.coincap_base_url),
+            ("COINCAP_CALLS_PER_MINUTE", f"{self.calls_per_minute:g}"),
+            ("COINCAP_MONTHLY_CREDITS", str(self.monthly_credits)),
+            ("METABASE_URL", self.metabase_url or "(not set)"),
+        ]
 
     def secrets(self) -> list[str]:
         """Return every secret value, for the log filter that redacts them."""

@@ -135,3 +135,36 @@ def test_sigterm_stops_the_dashboard_with_exit_code_143(env):
 def test_bad_arguments_exit_2(argv):
     done = subprocess.run(CLI + argv, capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("usage: crypto-etl")
+
+
+def test_make_run_without_a_key_stops_before_starting_anything():
+    import os
+
+    environ = {k: v for k, v in os.environ.items() if k != "COINCAP_API_KEY"}
+    done = subprocess.run(
+        ["make", "run"], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "COINCAP_API_KEY is not set" in done.stderr
+    assert "`make demo`" in done.stderr
+    assert "Error 3" in done.stderr
+    # make echoes each command it runs: the key check was the only one.
+    assert "warehouse start" not in done.stdout
+
+
+def test_settings_shows_values_but_never_a_secret(cli, env):
+    result = cli("settings", "--require-key")
+    assert result.code == 0
+    assert f"WAREHOUSE_PORT={env['WAREHOUSE_PORT']}\n" in result.out
+    assert "COINCAP_API_KEY=(set)\n" in result.out
+    assert env["COINCAP_API_KEY"] not in result.out
+    assert env["WAREHOUSE_PASSWORD"] not in result.out
+
+
+def test_the_default_ports_stay_clear_of_a_system_postgresql():
+    from crypto_etl.config import read_env_file
+
+    port = int(read_env_file(ROOT / "env")["WAREHOUSE_PORT"])
+    demo = subprocess.run(CLI + ["demo", "--help"], capture_output=True, text=True)
+    assert port not in (5432, 5433)
+    assert "5433)" not in demo.stdout and "(default: 54330)" in demo.stdout
