@@ -71,11 +71,12 @@ format: setup
 ci: lint test
 
 # Refresh docs/screenshot.png (the README's picture) with the browser test that
-# checks every chart; the suite alone only writes it to a temporary folder.
+# opens a fresh demo: the picture is what a new user sees. The suite alone
+# only writes it to a temporary folder.
 # CI=true: without Chromium or PostgreSQL this fails rather than skips.
 screenshot: setup
 	CI=true $(BIN)/pytest -q --screenshot=$(CURDIR)/docs/screenshot.png \
-		test/browser/test_dashboard_browser.py::test_every_chart_draws_the_pipelines_data_without_console_errors
+		test/browser/test_demo_browser.py::test_a_fresh_demo_draws_every_chart_with_a_line
 
 # The Docker stack (needs Docker with Compose v2.17+): warehouse, scheduled ETL,
 # dashboard and Metabase; waits until all are healthy, then provisions Metabase.

@@ -16,8 +16,6 @@ from crypto_etl.dashboard.server import DashboardServer
 from dashboard_data import settings_for, with_reader
 from test_dashboard_browser import READY, Page, browser  # noqa: F401
 
-pytestmark = [pytest.mark.browser, pytest.mark.postgres]
-
 RECORD_TEXT = """
 window.drawnText = [];
 const fillText = CanvasRenderingContext2D.prototype.fillText;
