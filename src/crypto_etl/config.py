@@ -216,13 +216,16 @@ class Settings:
             ("WAREHOUSE_DB", w.dbname),
             ("WAREHOUSE_USER", w.user),
             ("WAREHOUSE_PASSWORD", secret(w.password)),
-            ("WAREHOUSE_READER_USER", self.reader_user or "(not set)"),
-            ("WAREHOUSE_READER_PASSWORD", secret(self.reader_password)),
+            ("WAREHOUSE_READER_USER", self.reader.user if self.reader else "(not set)"),
+            (
+                "WAREHOUSE_READER_PASSWORD",
+                secret(self.reader.password if self.reader else None),
+            ),
             ("COINCAP_API_KEY", secret(self.coincap_api_key)),
             ("COINCAP_BASE_URL", self.coincap_base_url),
             ("COINCAP_CALLS_PER_MINUTE", f"{self.calls_per_minute:g}"),
             ("COINCAP_MONTHLY_CREDITS", str(self.monthly_credits)),
-            ("METABASE_URL", self.metabase_url or "(not set)"),
+            ("METABASE_URL", self.metabase.url if self.metabase else "(not set)"),
         ]
 
     def secrets(self) -> list[str]:
