@@ -170,3 +170,15 @@ def test_the_default_ports_stay_clear_of_a_system_postgresql():
     demo = subprocess.run(CLI + ["demo", "--help"], capture_output=True, text=True)
     assert port not in (5432, 5433)
     assert "5433)" not in demo.stdout and "(default: 54330)" in demo.stdout
+
+
+def test_every_commands_help_renders_with_its_defaults(capsys):
+    from crypto_etl.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args([name, "--help"])
+        assert done.value.code == 0, name
+        assert "exit codes: listed by `crypto-etl --help`" in capsys.readouterr().out
