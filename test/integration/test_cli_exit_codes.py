@@ -177,6 +177,7 @@ def test_every_commands_help_renders_with_its_defaults(capsys):
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
+    assert isinstance(sub.choices, dict)
     for name in sub.choices:
         with pytest.raises(SystemExit) as done:
             parser.parse_args([name, "--help"])
