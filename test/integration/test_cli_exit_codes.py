@@ -105,34 +105,6 @@ def test_warehouse_status_of_a_stopped_cluster_exits_6(cli, tmp_path):
     assert "crypto-etl warehouse start" in result.err
 
 
-def test_sigterm_stops_the_dashboard_with_exit_code_143(env):
-    import os
-
-    from conftest import free_port
-
-    port = free_port()
-    dashboard = subprocess.Popen(
-        CLI + ["dashboard", "--port", str(port)],
-        env={
-            **os.environ,
-            **env,
-            "WAREHOUSE_READER_USER": "reader_sigterm",
-            "WAREHOUSE_READER_PASSWORD": "reader-password-1",
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert dashboard.stdout is not None
-        line = dashboard.stdout.readline()
-        assert line.startswith("dashboard: http://"), dashboard.stderr
-    finally:
-        dashboard.send_signal(signal.SIGTERM)
-        code = dashboard.wait(timeout=30)
-    assert code == 143
-
-
 @pytest.mark.parametrize("argv", [["run", "nope"], ["backfill"], ["frobnicate"]])
 def test_bad_arguments_exit_2(argv):
     done = subprocess.run(CLI + argv, capture_output=True, text=True)

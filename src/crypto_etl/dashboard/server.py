@@ -400,15 +400,15 @@ class DashboardServer:
 
         Raises:
             ConfigError: see ``start``.
-            KeyboardInterrupt: after stopping, so the CLI exits 130 (or 143).
         """
         self.start()
         try:
             if on_ready is not None:
                 on_ready(self.url)
             threading.Event().wait()
-        finally:
+        except KeyboardInterrupt:
             log.info("dashboard: stopping")
+        finally:
             self.stop()
 
     def __enter__(self) -> DashboardServer:

@@ -325,13 +325,13 @@ class CoinCapSimulator:
         Starts the server unless :meth:`start` already did (so a caller can
         print :attr:`base_url` with the bound port first).
 
-        Raises:
-            KeyboardInterrupt: after stopping, so the CLI exits 130 (or 143).
         """
         if self._httpd is None:
             self.start()
         try:
             self._stopping.wait()
+        except KeyboardInterrupt:
+            pass
         finally:
             self.stop()
 
