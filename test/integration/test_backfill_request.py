@@ -96,7 +96,7 @@ def test_the_dry_run_prices_the_id_check_and_spends_nothing(cli, simulator, db):
     assert lines[0] == "GET /assets?ids=bitcoin%2Cethereum&limit=2"
     # One window per asset, 60 daily points (~5,400 bytes: 3 credits), plus
     # the id check (2 rows, ~850 bytes: 1 credit).
-    assert lines[-1] == "3 calls, about 7 credits (0 windows already loaded)"
+    assert lines[-1].startswith("3 calls, about 7 credits (0 windows already loaded);")
     assert _nothing_happened(simulator, db)
 
 
