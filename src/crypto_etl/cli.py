@@ -183,13 +183,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             budget = Budget(settings.monthly_credits, ignore=args.ignore_budget)
             guard(warehouse, budget, "backfill", cost, scope)
         windows = request_windows(
-            client,
-            assets=assets,
-            top=top,
-            interval=interval,
-            start=args.start,
-            end=end,
-            now=now,
+            client, assets=assets, top=top, interval=interval, start=args.start, end=end
         )
         plan = make_plan(warehouse, windows, verify=bool(args.asset))
         if args.dry_run:

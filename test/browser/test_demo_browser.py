@@ -3,20 +3,16 @@ real line (a day of simulated past is loaded before it serves) and every link
 on the page answers. ``make screenshot`` takes the README's picture here, so
 it shows what a new user sees."""
 
-import os
 import signal
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from crypto_etl.dashboard.definition import load_definition
 
-from conftest import free_port
+from demo_process import start_demo
 from test_dashboard_browser import (  # noqa: F401  (fixtures)
     PNG_SIGNATURE,
     Page,
@@ -34,30 +30,7 @@ MIN_ROWS = {"total_volume": 20, "share_over_time": 8 * 20, "price_history": 24 *
 @pytest.fixture(scope="module")
 def demo_url(pg_bin):
     # pg_bin: the demo starts its own cluster from the system's PostgreSQL.
-    root = Path(tempfile.mkdtemp(prefix="crypto-etl-demo-browser-", dir="/tmp"))
-    root.chmod(0o755)
-    env = {
-        **os.environ,
-        "WAREHOUSE_HOST": "127.0.0.1",
-        "WAREHOUSE_PORT": "1",  # replaced by --warehouse-port
-        "WAREHOUSE_DB": "coincap",
-        "WAREHOUSE_USER": "demo_etl",
-        "WAREHOUSE_PASSWORD": "demo-password",
-        "WAREHOUSE_READER_USER": "demo_reader",
-        "WAREHOUSE_READER_PASSWORD": "demo-reader-password",
-        "CRYPTO_ETL_ENV_FILE": str(root / "no-env-file"),
-    }
-    env.pop("COINCAP_API_KEY", None)
-    port = free_port()
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "crypto_etl.cli", "demo"]
-        + ["--data-dir", str(root / "demo"), "--warehouse-port", str(free_port())]
-        + ["--port", str(port), "--every", "30"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    demo, port, _ = start_demo(every=30, stderr=subprocess.DEVNULL)
     try:
         assert demo.stdout is not None
         lines = []

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from conftest import query
 
 BASE = ["backfill", "--interval", "d1"]
+TWO_MONTHS = ["--start", "2024-01-01", "--end", "2024-03-01"]
 
 
 def _day(offset_days: int) -> str:
@@ -59,15 +60,7 @@ def test_an_end_in_the_future_is_cut_to_now(cli, simulator):
 
 
 def test_an_unknown_asset_stops_the_backfill_before_any_window(cli, simulator, db):
-    result = cli(
-        *BASE,
-        "--asset",
-        "bitcoin,nosuchcoin",
-        "--start",
-        "2024-01-01",
-        "--end",
-        "2024-03-01",
-    )
+    result = cli(*BASE, "--asset", "bitcoin,nosuchcoin", *TWO_MONTHS)
     assert result.code == 4
     assert result.err.splitlines()[-1] == (
         "error: backfill: CoinCap has no asset nosuchcoin; ids are slugs like"
@@ -81,16 +74,7 @@ def test_an_unknown_asset_stops_the_backfill_before_any_window(cli, simulator, d
 
 
 def test_the_dry_run_prices_the_id_check_and_spends_nothing(cli, simulator, db):
-    result = cli(
-        *BASE,
-        "--asset",
-        "bitcoin,ethereum",
-        "--start",
-        "2024-01-01",
-        "--end",
-        "2024-03-01",
-        "--dry-run",
-    )
+    result = cli(*BASE, "--asset", "bitcoin,ethereum", *TWO_MONTHS, "--dry-run")
     assert result.code == 0
     lines = result.out.splitlines()
     assert lines[0] == "GET /assets?ids=bitcoin%2Cethereum&limit=2"

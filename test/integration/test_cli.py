@@ -8,13 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from crypto_etl.cli import build_parser
 from crypto_etl.config import ReaderSettings, Secret
 from crypto_etl.errors import WarehouseError
-from crypto_etl.warehouse.connection import lock_key
 
 from conftest import API_KEY, admin_connection, free_port, query
 
@@ -157,26 +155,6 @@ def test_database_down_is_one_line_with_exit_code_6_and_no_traceback(cli, monkey
         "error: cannot connect to the warehouse etl_test@127.0.0.1:"
     )
     assert "Traceback" not in result.err and result.err.count("\n") == 1
-
-
-def test_an_overlapping_run_is_skipped_with_exit_code_10(cli, db):
-    holder = psycopg2.connect(
-        host=db.host,
-        port=db.port,
-        dbname=db.dbname,
-        user=db.user,
-        password=db.password.reveal(),
-    )
-    with holder.cursor() as cur:
-        cur.execute("SELECT pg_advisory_lock(%s)", (lock_key("exchanges"),))
-    try:
-        result = cli("run", "exchanges")
-    finally:
-        holder.close()
-    assert result.code == 10
-    assert result.err == "skipped: exchanges: another run is in progress\n"
-    assert query(db, "SELECT status FROM coincap.etl_runs") == [("skipped",)]
-    assert query(db, "SELECT count(*) FROM coincap.exchanges") == [(0,)]
 
 
 def test_json_logs_are_one_object_per_line(cli):

@@ -32,6 +32,15 @@ def hold_locks(db):
     holder.close()
 
 
+def test_an_overlapping_run_is_skipped_with_exit_code_10(cli, db, hold_locks):
+    hold_locks("exchanges")
+    result = cli("run", "exchanges")
+    assert result.code == 10
+    assert result.err == "skipped: exchanges: another run is in progress\n"
+    assert query(db, "SELECT status FROM coincap.etl_runs") == [("skipped",)]
+    assert query(db, "SELECT count(*) FROM coincap.exchanges") == [(0,)]
+
+
 def test_a_run_all_overlapping_another_is_skipped_with_exit_10(cli, db, hold_locks):
     hold_locks(*PIPELINES)
     result = cli("run", "all")

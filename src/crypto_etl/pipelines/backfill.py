@@ -177,25 +177,20 @@ def request_windows(
     top: int | None,
     interval: str,
     start: datetime,
-    end: datetime | None,
-    now: datetime,
+    end: datetime,
 ) -> list[Window]:
-    """Return the windows of a backfill request, checked before any API call.
+    """Return the windows of a request that ``check_request`` accepted.
 
     Args:
         assets: asset ids; or None with ``top``, the N highest-ranked assets
-            (one ``/assets`` call, made only once the request is valid).
-        end, now: as ``check_request``.
+            (one ``/assets`` call).
+        end: the end ``check_request`` returned.
 
     Raises:
-        ConfigError: see ``check_request``.
         ApiError: the ``/assets`` call for ``top`` failed.
     """
-    stop = check_request(
-        assets=assets, top=top, interval=interval, start=start, end=end, now=now
-    )
     chosen = assets or top_assets(client, top or 0)
-    return plan_windows(chosen, interval, to_ms(start), to_ms(stop))
+    return plan_windows(chosen, interval, to_ms(start), to_ms(end))
 
 
 @dataclass(frozen=True)
