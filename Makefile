@@ -7,7 +7,7 @@ SHELLCHECK ?= shellcheck
 # Every shell script of the stack and of CI (shellcheck reads their shebangs).
 SHELL_SCRIPTS := $(sort $(wildcard deploy_helpers/*.sh) $(shell find containers -name '*.sh')) .ci/run
 
-.PHONY: setup run test ci lint format up down demo transform dashboard screenshot bench bench-dashboard vendor-js clean
+.PHONY: setup run test ci lint format up down demo simulate transform dashboard screenshot bench bench-dashboard vendor-js clean
 
 setup: $(VENV)/.installed
 
@@ -21,7 +21,9 @@ $(VENV)/.installed: pyproject.toml
 # every pipeline and 30 days of bitcoin and ethereum prices (for the price
 # chart), the models. About 65 credits at CoinCap's sizes: under 2% of the
 # free plan's 4,000 (README, "Credits").
+# The key is checked first, so a missing one starts nothing (exit 3).
 run: setup
+	$(BIN)/crypto-etl settings --require-key >/dev/null
 	$(BIN)/crypto-etl warehouse start
 	$(BIN)/crypto-etl migrate
 	$(BIN)/crypto-etl run all
@@ -32,6 +34,12 @@ run: setup
 # short schedule, a backfill, the dbt models and the dashboard (URL printed).
 demo: setup
 	$(BIN)/crypto-etl demo
+
+# A fake CoinCap v3 on 127.0.0.1:$(SIMULATOR_PORT) with a moving market (no key
+# needed: clients send `demo-key`); Ctrl-C stops it.
+SIMULATOR_PORT ?= 8765
+simulate: setup
+	$(BIN)/crypto-etl simulate --port $(SIMULATOR_PORT) --tick-seconds 60
 
 transform: setup
 	$(BIN)/crypto-etl transform
@@ -63,11 +71,12 @@ format: setup
 ci: lint test
 
 # Refresh docs/screenshot.png (the README's picture) with the browser test that
-# checks every chart; the suite alone only writes it to a temporary folder.
+# opens a fresh demo: the picture is what a new user sees. The suite alone
+# only writes it to a temporary folder.
 # CI=true: without Chromium or PostgreSQL this fails rather than skips.
 screenshot: setup
 	CI=true $(BIN)/pytest -q --screenshot=$(CURDIR)/docs/screenshot.png \
-		test/browser/test_dashboard_browser.py::test_every_chart_draws_the_pipelines_data_without_console_errors
+		test/browser/test_demo_browser.py::test_a_fresh_demo_draws_every_chart_with_a_line
 
 # The Docker stack (needs Docker with Compose v2.17+): warehouse, scheduled ETL,
 # dashboard and Metabase; waits until all are healthy, then provisions Metabase.

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 from contextlib import nullcontext
 import logging
+from importlib.metadata import version
 import signal
 import sys
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 from urllib.parse import urlencode
 
 from crypto_etl import logs
@@ -24,12 +25,14 @@ from crypto_etl.monitor.doctor import Check, exit_code, run_doctor
 from crypto_etl.coincap.client import CoinCapClient
 from crypto_etl.pipelines.backfill import (
     INTERVAL_MS,
+    check_request,
     make_plan,
+    plan_windows,
     request_windows,
     run_backfill,
     to_ms,
 )
-from crypto_etl.config import Settings, load_settings
+from crypto_etl.config import DEMO_WAREHOUSE_PORT, Settings, load_settings
 from crypto_etl.analytics.dq import DqResult, latest_dq_results
 from crypto_etl.errors import (
     BudgetExceeded,
@@ -38,10 +41,13 @@ from crypto_etl.errors import (
     Interrupted,
     RunSkipped,
     StaleDataError,
+    WarehouseUnavailable,
+    exit_codes,
 )
 from crypto_etl.pipelines.cost import Budget, backfill_cost, backfill_scope, guard
 from crypto_etl.pipelines.schedule import build_schedule, project, schedule_in_force
 from crypto_etl.monitor.freshness import TableFreshness, assess, human_age, stale
+from crypto_etl.pipelines.batch import BatchResult, Outcome
 from crypto_etl.pipelines.freshness import limits_for_settings
 from crypto_etl.pipelines.snapshot import run_many, run_snapshot
 from crypto_etl.monitor.watch import monitored
@@ -87,23 +93,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     ):
         pipelines = [PIPELINES[name] for name in args.pipeline]
         if len(pipelines) == 1:
-            # Its own error and exit code, not `run all`'s partial failure.
+            # Its own error and exit code, not a batch's.
             only = run_snapshot(
                 pipelines[0], client, warehouse, scope=settings.scope, budget=budget
             )
-            runs = [only]
+            batch = BatchResult([Outcome(pipelines[0], run=only)])
         else:
-            runs = run_many(
+            batch = run_many(
                 pipelines, client, warehouse, scope=settings.scope, budget=budget
             )
-    for run in runs:
-        print(
-            f"{run.pipeline}: fetched {run.rows_fetched}, inserted "
-            f"{run.rows_inserted}, rejected {run.rows_rejected} "
-            f"({run.spent.calls} calls, {run.spent.bytes} bytes, "
-            f"{run.spent.credits} credits)"
-        )
+        # What each pipeline did goes to stdout whatever happened to the
+        # others; the batch's error is raised inside `monitored`, so the
+        # pings and alerts see it.
+        for outcome in batch.outcomes:
+            print(_outcome_line(outcome), flush=True)
+        error = batch.error()
+        if error is not None:
+            raise error
     return 0
+
+
+def _outcome_line(outcome: Outcome) -> str:
+    run = outcome.run
+    if run is None:
+        if outcome.status == "skipped":
+            return f"{outcome.pipeline.name}: skipped ({outcome.cause})"
+        return f"{outcome.pipeline.name}: failed, nothing loaded"
+    return (
+        f"{run.pipeline}: fetched {run.rows_fetched}, inserted "
+        f"{run.rows_inserted}, rejected {run.rows_rejected} "
+        f"({run.spent.calls} calls, {run.spent.bytes} bytes, "
+        f"{run.spent.credits} credits)"
+    )
 
 
 def _pipelines(text: str) -> list[str]:
@@ -145,48 +166,71 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         CoinCapClient.from_settings(settings) as client,
         WarehouseConnection(settings.warehouse) as warehouse,
     ):
-        end = args.end or datetime.now(timezone.utc)
-        scope = backfill_scope(args.asset, args.top, args.interval)
-        try:
-            cost = backfill_cost(
-                warehouse,
-                assets=args.asset,
-                top=args.top,
-                interval=args.interval,
-                start_ms=to_ms(args.start),
-                end_ms=to_ms(end),
-            )
-        except ValueError as exc:
-            raise ConfigError(f"backfill: {exc}") from exc
+        assets, top, interval = args.asset, args.top, args.interval
+        now = datetime.now(timezone.utc)
+        end = check_request(
+            assets=assets,
+            top=top,
+            interval=interval,
+            start=args.start,
+            end=args.end,
+            now=now,
+        )
+        start_ms, end_ms = to_ms(args.start), to_ms(end)
+        if assets and not args.dry_run:
+            # Named assets: what is left to fetch is known without a call.
+            known = plan_windows(assets, interval, start_ms, end_ms)
+            if not make_plan(warehouse, known).todo:
+                print(
+                    f"backfill: nothing to fetch: all {len(known)} windows"
+                    " already loaded"
+                )
+                return 0
+        scope = backfill_scope(assets, top, interval)
+        cost = backfill_cost(
+            warehouse,
+            assets=assets,
+            top=top,
+            interval=interval,
+            start_ms=start_ms,
+            end_ms=end_ms,
+        )
         if not args.dry_run:
             budget = Budget(settings.monthly_credits, ignore=args.ignore_budget)
             guard(warehouse, budget, "backfill", cost, scope)
         windows = request_windows(
-            client,
-            assets=args.asset,
-            top=args.top,
-            interval=args.interval,
-            start=args.start,
-            end=end,
+            client, assets=assets, top=top, interval=interval, start=args.start, end=end
         )
+        plan = make_plan(warehouse, windows, verify=bool(args.asset))
         if args.dry_run:
-            plan = make_plan(warehouse, windows)
             left = (
                 settings.monthly_credits
                 - credit_usage(warehouse, settings.monthly_credits).month
             )
-            for w in plan.todo:
-                print(f"GET {w.path}?{urlencode(w.params)}")
+            calls: list[tuple[str, Mapping[str, str | int]]] = (
+                [("/assets", plan.verify_params)] if plan.verify else []
+            )
+            calls += [(w.path, w.params) for w in plan.todo]
+            for path, params in calls:
+                print(f"GET {path}?{urlencode(params)}")
             print(
-                f"{len(plan.todo)} calls, about {plan.estimated_credits} credits "
+                f"{len(calls)} calls, about {plan.estimated_credits} credits "
                 f"({plan.done} windows already loaded); {left} of the "
                 f"{settings.monthly_credits} monthly credits are left"
             )
             return 0
+        if not plan.todo:
+            print(f"backfill: nothing to fetch: all {plan.done} windows already loaded")
+            return 0
         progress = logs.Progress("window")
         try:
             run = run_backfill(
-                client, warehouse, windows, on_progress=progress.advance, scope=scope
+                client,
+                warehouse,
+                windows,
+                verify=bool(args.asset),
+                on_progress=progress.advance,
+                scope=scope,
             )
         finally:
             progress.close()
@@ -203,6 +247,15 @@ def _age(table: TableFreshness | None) -> str:
     return f"{human_age(table.age)} ago" + (
         "" if table.state == "ok" else f" ({table.state})"
     )
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.require_key:
+        settings.api_key()
+    for name, value in settings.shown():
+        print(f"{name}={value}")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -304,8 +357,11 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
         return 0
     state = local.start() if args.action == "start" else local.status()
     if not state.running:
-        print(f"not running (data directory {state.data_dir})")
-        return 1
+        # The same code as any unreachable warehouse: a monitor can rely on it.
+        raise WarehouseUnavailable(
+            f"the local warehouse is not running (data directory {state.data_dir});"
+            " start it with `crypto-etl warehouse start`"
+        )
     print(f"running, pid {state.pid}, data directory {state.data_dir}")
     print(
         f"WAREHOUSE_HOST={state.host} WAREHOUSE_PORT={state.port} "
@@ -454,11 +510,41 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return exit_code(run_doctor(lambda: _settings(args), args.send_test, show))
 
 
+def _env_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"file not found: {text}")
+    return path
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's table as written and shows each option's default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS)
+        if shown and action.option_strings and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def exit_code_epilog() -> str:
+    """The exit-code table of ``--help``, from ``errors.exit_codes()``."""
+    lines = [f"  {code:>3}  {meaning}" for code, meaning in exit_codes().items()]
+    return "exit codes:\n" + "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``crypto-etl`` argument parser (every command has help)."""
+    epilog = exit_code_epilog()
     parser = argparse.ArgumentParser(
         prog="crypto-etl",
         description="Load CoinCap market data into a PostgreSQL warehouse.",
+        epilog=epilog,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {version('crypto_etl')}"
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="debug logs and tracebacks"
@@ -468,14 +554,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--env-file",
-        type=Path,
+        type=_env_file,
         default=None,
-        help="defaults file (default: $CRYPTO_ETL_ENV_FILE or ./env)",
+        help="defaults file, which must exist (default: $CRYPTO_ETL_ENV_FILE or"
+        " ./env, used when present)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog="exit codes: listed by `crypto-etl --help`",
+            formatter_class=_HelpFormatter,
+        )
         p.set_defaults(func=func)
         return p
 
@@ -528,13 +621,21 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", cmd_doctor, "check settings, warehouse, key, budget, schedule, alerts"
     )
     p.add_argument("--send-test", action="store_true", help="test alerts and pings")
+    p = command(
+        "settings", cmd_settings, "show the settings in effect (secrets masked)"
+    )
+    p.add_argument(
+        "--require-key",
+        action="store_true",
+        help="exit 3 unless COINCAP_API_KEY is set (what `make run` checks first)",
+    )
     p = command("warehouse", cmd_warehouse, "run a local PostgreSQL without Docker")
     p.add_argument("action", choices=("start", "stop", "status"), help="what to do")
     p.add_argument(
         "--data-dir",
         type=Path,
         default=Path(".data/warehouse"),
-        help="cluster directory (default .data/warehouse)",
+        help="cluster directory",
     )
     p = command(
         "transform", cmd_transform, "build the dbt models and run the data tests"
@@ -544,7 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--docs-dir",
         type=Path,
         default=None,
-        help="where the docs go (default .data/dbt-docs)",
+        help="where the docs go (default: .data/dbt-docs)",
     )
     p.add_argument("--select", default=None, help="a dbt node selection")
     p.add_argument(
@@ -556,9 +657,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to bind (default 127.0.0.1: this machine only)",
+        help="address to bind (127.0.0.1: this machine only)",
     )
-    p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    p.add_argument("--port", type=int, default=8050, help="port")
     p = command(
         "demo", cmd_demo, "everything offline: warehouse, simulator, models, dashboard"
     )
@@ -566,17 +667,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir",
         type=Path,
         default=Path(".data/demo"),
-        help="the demo's cluster (default .data/demo)",
+        help="the demo's cluster",
     )
     p.add_argument(
-        "--warehouse-port", type=int, default=5433, help="its port (default 5433)"
+        "--warehouse-port", type=int, default=DEMO_WAREHOUSE_PORT, help="its port"
     )
-    p.add_argument("--port", type=int, default=8050, help="dashboard port (8050)")
+    p.add_argument("--port", type=int, default=8050, help="dashboard port")
     p.add_argument(
         "--every",
         type=float,
         default=60.0,
-        help="seconds between pipeline runs (default 60)",
+        help="seconds between pipeline runs",
     )
     p = command("prune", cmd_prune, "delete raw rows older than the window")
     p.add_argument("--keep", required=True, type=_days, help="UTC days, e.g. 90d")
@@ -597,7 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         metavar="SECONDS",
-        help="how long to wait for Metabase's /api/health (default 60)",
+        help="how long to wait for Metabase's /api/health",
     )
     p = command("simulate", cmd_simulate, "serve a local fake CoinCap v3 API")
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1")

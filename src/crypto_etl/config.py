@@ -23,6 +23,10 @@ from typing import Callable, Iterable, Mapping, Sequence
 from crypto_etl.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://rest.coincap.io/v3"
+# The embedded warehouse's ports (`env`, `crypto-etl demo`): project-specific,
+# away from 5432/5433, which a system PostgreSQL usually has.
+DEFAULT_WAREHOUSE_PORT = 54329
+DEMO_WAREHOUSE_PORT = 54330
 DEFAULT_ENV_FILE = Path("env")
 DEFAULT_CRONTAB = Path("scheduler/crontab")
 # The free plan as most often reported; set your own plan's figure.
@@ -223,9 +227,38 @@ class Settings:
             raise ConfigError(
                 "COINCAP_API_KEY is not set (looked in "
                 f"{_places(self.sources)}). Get a key at {KEY_SIGNUP_URL} "
-                "and export COINCAP_API_KEY=<your key>"
+                "and export COINCAP_API_KEY=<your key>, or try everything offline"
+                " without one: `make demo`"
             )
         return self.coincap_api_key
+
+    def shown(self) -> list[tuple[str, str]]:
+        """Return each setting's variable and value, safe to print.
+
+        Secrets show as ``(set)`` or ``(not set)``, never their value.
+        """
+
+        def secret(value: Secret | None) -> str:
+            return "(not set)" if value is None else "(set)"
+
+        w = self.warehouse
+        return [
+            ("WAREHOUSE_HOST", w.host),
+            ("WAREHOUSE_PORT", str(w.port)),
+            ("WAREHOUSE_DB", w.dbname),
+            ("WAREHOUSE_USER", w.user),
+            ("WAREHOUSE_PASSWORD", secret(w.password)),
+            ("WAREHOUSE_READER_USER", self.reader.user if self.reader else "(not set)"),
+            (
+                "WAREHOUSE_READER_PASSWORD",
+                secret(self.reader.password if self.reader else None),
+            ),
+            ("COINCAP_API_KEY", secret(self.coincap_api_key)),
+            ("COINCAP_BASE_URL", self.coincap_base_url),
+            ("COINCAP_CALLS_PER_MINUTE", f"{self.calls_per_minute:g}"),
+            ("COINCAP_MONTHLY_CREDITS", str(self.monthly_credits)),
+            ("METABASE_URL", self.metabase.url if self.metabase else "(not set)"),
+        ]
 
     def secrets(self) -> list[str]:
         """Return every secret value, for the log filter that redacts them."""
@@ -245,12 +278,23 @@ def read_env_file(path: Path) -> dict[str, str]:
     Returns an empty dict when the file does not exist.
 
     Raises:
-        ConfigError: on a line that is not ``KEY=VALUE``.
+        ConfigError: on a line that is not ``KEY=VALUE``, a file that is not
+            UTF-8 text, or one that cannot be read.
     """
     if not path.is_file():
         return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        # Where, not what: the bytes may be part of a secret.
+        at = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{at}: not UTF-8 text; save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

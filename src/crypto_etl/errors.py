@@ -69,7 +69,7 @@ class ApiError(CryptoEtlError):
 
 
 class TransientApiError(ApiError):
-    """A failure that may pass: raised once the retries are used up."""
+    """CoinCap kept failing in a way that may pass; the retries ran out."""
 
     exit_code = 5
 
@@ -239,3 +239,33 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
         self.signal_name = signal.Signals(signum).name
         super().__init__(f"interrupted by {self.signal_name}")
+
+
+# Exit codes that belong to no exception class: the process's own outcomes.
+PROCESS_EXIT_CODES = {
+    0: "Success",
+    1: "Unexpected error (a bug): rerun with -v and report it",
+    2: "Bad command-line arguments",
+    130: "Interrupted (Ctrl-C, SIGINT)",
+    143: "Stopped by SIGTERM (docker stop, a service manager)",
+}
+
+
+def exit_codes() -> dict[int, str]:
+    """Return every exit code the command can end with, and what it means.
+
+    The classes are the single declaration: each class that sets its own
+    ``exit_code`` contributes its docstring's first line, so the README's
+    table and ``crypto-etl --help`` are checked against (and printed from)
+    this one source.
+    """
+    meanings: dict[int, list[str]] = {}
+    pending: list[type[CryptoEtlError]] = list(CryptoEtlError.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        pending.extend(cls.__subclasses__())
+        if "exit_code" in vars(cls) and cls.__doc__:
+            line = cls.__doc__.strip().splitlines()[0].rstrip(".")
+            meanings.setdefault(cls.exit_code, []).append(line)
+    table = {code: "; ".join(lines) for code, lines in meanings.items()}
+    return dict(sorted({**table, **PROCESS_EXIT_CODES}.items()))

@@ -84,13 +84,17 @@ def test_backfill_loads_every_point_once_and_a_repeat_makes_no_calls(
     assert expected == 61 * 24  # May and June, hourly: no more than asked for
     assert history_ok(db, "bitcoin", "h1") == expected
     assert history_ok(db, "ethereum", "h1") == expected
-    assert simulator.calls == 2 * len(windows)
+    # One /assets?ids= call checks both ids before any window is fetched.
+    assert simulator.calls == 1 + 2 * len(windows)
+    assert simulator.calls_by_route["/assets"] == 1
     assert f"inserted {2 * expected} points" in first.out
     simulator.reset_stats()
     again = cli(*args)
     assert again.code == 0
     assert simulator.calls == 0
-    assert "inserted 0 points (0 calls, 0 credits)" in again.out
+    assert again.out == (
+        f"backfill: nothing to fetch: all {2 * len(windows)} windows already loaded\n"
+    )
 
 
 def test_a_window_reaching_past_the_apis_clock_is_fetched_again(cli, simulator, db):
@@ -101,8 +105,8 @@ def test_a_window_reaching_past_the_apis_clock_is_fetched_again(cli, simulator, 
     assert cli(*args).code == 0
     assert query(db, "SELECT count(*) FROM coincap.backfill_windows") == [(0,)]
     simulator.reset_stats()
-    assert "inserted 0 points (1 calls" in cli(*args).out
-    assert simulator.calls == 1
+    assert "inserted 0 points (2 calls" in cli(*args).out
+    assert simulator.calls_by_route == {"/assets": 1, "/assets/{slug}/history": 1}
 
 
 def test_dry_run_prints_the_calls_and_credits_and_fetches_nothing(cli, simulator, db):
@@ -120,7 +124,8 @@ def test_dry_run_prints_the_calls_and_credits_and_fetches_nothing(cli, simulator
     )
     assert result.code == 0
     lines = result.out.splitlines()
-    assert lines[0].startswith("GET /assets/bitcoin/history?interval=d1&start=")
+    assert lines[0] == "GET /assets?ids=bitcoin&limit=1"
+    assert lines[1].startswith("GET /assets/bitcoin/history?interval=d1&start=")
     assert lines[-1].startswith(f"{len(lines) - 1} calls, about ")
     assert simulator.calls == 0
     assert query(db, "SELECT count(*) FROM coincap.asset_history") == [(0,)]
@@ -193,13 +198,14 @@ def test_a_backfill_killed_half_way_resumes_with_no_gap_and_no_duplicate(
     assert resumed.returncode == 0, resumed.stderr
     checkpointed = query(db, "SELECT count(*) FROM coincap.backfill_windows")[0][0]
     assert checkpointed == len(planned)
-    # Only the windows not checkpointed before the kill were fetched again.
-    # (Counted by the resumed run itself: the killed one's last request may
-    # still be finishing on the simulator.)
+    # Only the windows not checkpointed before the kill were fetched again,
+    # after the one call that checks the asset id. (Counted by the resumed
+    # run itself: the killed one's last request may still be finishing on
+    # the simulator.)
     calls = query(
         db, "SELECT api_calls FROM coincap.etl_runs WHERE status = 'succeeded'"
     )
-    assert calls == [(len(planned) - done,)]
+    assert calls == [(1 + len(planned) - done,)]
     assert history_ok(db, "bitcoin", "m5") == sum(w.points for w in planned)
 
 

@@ -219,7 +219,9 @@ def test_run_all_fetches_its_pipelines_at_once_each_counting_its_own_calls(
         CoinCapSimulator(api_key=API_KEY, n_assets=120, latency_ms=50) as sim,
         client_for(sim, 4) as client,
     ):
-        runs = run_many(PIPELINES.values(), client, warehouse)
+        batch = run_many(PIPELINES.values(), client, warehouse)
+    assert batch.error() is None
+    runs = batch.runs
     assert [r.pipeline for r in runs] == list(PIPELINES)
     log = sim.request_log
     # Pipelines were fetched at once: calls of several were at the server

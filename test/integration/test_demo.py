@@ -1,44 +1,16 @@
 """`make demo` end to end: one command, offline, no key; leaves no process behind."""
 
-import os
 import signal
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import requests
 
-from conftest import free_port
+from demo_process import start_demo
 
 
 def test_demo_serves_a_dashboard_with_data_then_stops_cleanly(pg_bin):
     # pg_bin: the demo starts its own cluster from the system's PostgreSQL.
-    root = Path(tempfile.mkdtemp(prefix="crypto-etl-demo-", dir="/tmp"))
-    root.chmod(0o755)
-    data_dir = root / "demo"
-    env = {
-        **os.environ,
-        "WAREHOUSE_HOST": "127.0.0.1",
-        "WAREHOUSE_PORT": "1",  # replaced by --warehouse-port
-        "WAREHOUSE_DB": "coincap",
-        "WAREHOUSE_USER": "demo_etl",
-        "WAREHOUSE_PASSWORD": "demo-password",
-        "WAREHOUSE_READER_USER": "demo_reader",
-        "WAREHOUSE_READER_PASSWORD": "demo-reader-password",
-        "CRYPTO_ETL_ENV_FILE": str(root / "no-env-file"),
-    }
-    env.pop("COINCAP_API_KEY", None)
-    port = free_port()
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "crypto_etl.cli", "demo", "--data-dir", str(data_dir)]
-        + ["--warehouse-port", str(free_port()), "--port", str(port), "--every", "5"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    demo, port, data_dir = start_demo(every=5)
     try:
         lines = []
         deadline = time.monotonic() + 180

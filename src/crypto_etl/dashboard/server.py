@@ -26,12 +26,13 @@ import logging
 import mimetypes
 import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, cast
 from urllib.parse import parse_qs, urlsplit
 
+from crypto_etl.httpjson import JsonErrorsHandler
 from crypto_etl.config import Settings
 from crypto_etl.dashboard.definition import Dashboard, load_definition
 from crypto_etl.dashboard.health import HealthCheck
@@ -250,7 +251,7 @@ def _warehouse_error(exc: WarehouseError) -> _Response:
     return _Response.json(status, {"error": str(exc), "state": state})
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonErrorsHandler):
     server: _HttpServer
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes; with Nagle's algorithm on,

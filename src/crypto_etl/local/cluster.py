@@ -32,7 +32,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 
-from crypto_etl.config import WarehouseSettings
+from crypto_etl.config import DEFAULT_WAREHOUSE_PORT, WarehouseSettings
 from crypto_etl.errors import LocalWarehouseError
 from crypto_etl.local.pgtools import (
     _can_traverse,
@@ -111,7 +111,7 @@ class LocalWarehouse:
         data_dir: Path,
         *,
         host: str = "127.0.0.1",
-        port: int = 5432,
+        port: int = DEFAULT_WAREHOUSE_PORT,
         dbname: str,
         user: str,
         password: str,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
@@ -32,7 +32,12 @@ from typing import Callable, Iterable
 from crypto_etl.coincap.client import CoinCapClient
 from crypto_etl.coincap.credits import credits_for
 from crypto_etl.coincap.inflight import InFlight
-from crypto_etl.errors import BadRequestError, ConfigError, CryptoEtlError
+from crypto_etl.errors import (
+    BadRequestError,
+    ConfigError,
+    CryptoEtlError,
+    NotFoundError,
+)
 from crypto_etl.pipelines.catalog import BACKFILL
 from crypto_etl.records.parse import EPOCH, parse_rows
 from crypto_etl.records.rows import HistoryPoint, Parsed, RunRecord
@@ -69,6 +74,10 @@ MAX_WINDOW_MS = {
 }
 # Bytes one history point takes in a response, to estimate credits up front.
 BYTES_PER_POINT = 90
+# Bytes of one /assets row and of the envelope around the rows: the price
+# of the one call that checks the asked-for ids exist.
+BYTES_PER_ASSET = 404
+ENVELOPE_BYTES = 40
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,43 @@ def _check_request(interval: str, start_ms: int, end_ms: int) -> None:
         raise ValueError("the end must be after the start")
 
 
+def check_request(
+    *,
+    assets: list[str] | None,
+    top: int | None,
+    interval: str,
+    start: datetime,
+    end: datetime | None,
+    now: datetime,
+) -> datetime:
+    """Check a backfill request without any call; return the range's end.
+
+    Args:
+        end: the range's end, None for ``now``; a later end is cut to ``now``,
+            since no history exists there yet.
+        now: the current time, which no date may pass.
+
+    Raises:
+        ConfigError: a bad interval, a start in the future, an empty range,
+            or no assets asked for.
+    """
+    if start >= now:
+        raise ConfigError(
+            f"backfill: --start {start:%Y-%m-%d %H:%M} UTC is in the future"
+            f" (now: {now:%Y-%m-%d %H:%M} UTC); no history exists there yet"
+        )
+    if end is not None and end > now:
+        log.info("backfill: --end is in the future; the range ends now")
+    stop = now if end is None else min(end, now)
+    try:
+        _check_request(interval, to_ms(start), to_ms(stop))
+    except ValueError as exc:
+        raise ConfigError(f"backfill: {exc}") from exc
+    if not assets and not (top and top > 0):
+        raise ConfigError("backfill: name the assets (--asset) or a positive --top")
+    return stop
+
+
 def request_windows(
     client: CoinCapClient,
     *,
@@ -147,41 +193,58 @@ def request_windows(
     start: datetime,
     end: datetime,
 ) -> list[Window]:
-    """Return the windows of a backfill request, checked before any API call.
+    """Return the windows of a request that ``check_request`` accepted.
 
     Args:
         assets: asset ids; or None with ``top``, the N highest-ranked assets
             (one ``/assets`` call).
+        end: the end ``check_request`` returned.
 
     Raises:
-        ConfigError: a bad interval or range, or no assets asked for.
         ApiError: the ``/assets`` call for ``top`` failed.
     """
-    try:
-        _check_request(interval, to_ms(start), to_ms(end))
-    except ValueError as exc:
-        raise ConfigError(f"backfill: {exc}") from exc
-    if not assets and not (top and top > 0):
-        raise ConfigError("backfill: name the assets (--asset) or a positive --top")
     chosen = assets or top_assets(client, top or 0)
     return plan_windows(chosen, interval, to_ms(start), to_ms(end))
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What a backfill will do: windows to fetch and those already done."""
+    """What a backfill will do: calls to make and windows already done.
+
+    ``verify`` are the asset ids the run checks exist (one ``/assets?ids=``
+    call) before fetching any window: ids the user named, not ones CoinCap
+    itself listed (``--top``), and only when there is a window to fetch.
+    """
 
     todo: list[Window]
     done: int
+    verify: list[str] = field(default_factory=list)
+
+    @property
+    def verify_params(self) -> dict[str, str | int]:
+        """The query of the id check's call (``limit``: the default page is 100)."""
+        return {"ids": ",".join(self.verify), "limit": len(self.verify)}
 
     @property
     def estimated_credits(self) -> int:
-        """The credits of one call per window, at the expected response size."""
-        return sum(credits_for(w.points * BYTES_PER_POINT) for w in self.todo)
+        """The credits of every call, at the expected response sizes."""
+        windows = sum(credits_for(w.points * BYTES_PER_POINT) for w in self.todo)
+        if not self.verify:
+            return windows
+        return windows + credits_for(
+            ENVELOPE_BYTES + BYTES_PER_ASSET * len(self.verify)
+        )
 
 
-def make_plan(warehouse: WarehouseConnection, windows: list[Window]) -> Plan:
-    """Drop the windows already checkpointed in the warehouse."""
+def make_plan(
+    warehouse: WarehouseConnection, windows: list[Window], *, verify: bool = False
+) -> Plan:
+    """Drop the windows already checkpointed in the warehouse.
+
+    Args:
+        verify: the assets were named by the user: the plan checks the ids
+            of those with a window to fetch.
+    """
     with warehouse.managed_cursor() as cur:
         cur.execute(
             'SELECT asset_id, "interval", window_start, window_end'
@@ -193,7 +256,27 @@ def make_plan(warehouse: WarehouseConnection, windows: list[Window]) -> Plan:
     todo = [
         w for w in windows if (w.asset_id, w.interval, w.start_ms, w.end_ms) not in done
     ]
-    return Plan(todo=todo, done=len(windows) - len(todo))
+    ids = list(dict.fromkeys(w.asset_id for w in todo)) if verify else []
+    return Plan(todo=todo, done=len(windows) - len(todo), verify=ids)
+
+
+def verify_assets(client: CoinCapClient, plan: Plan) -> None:
+    """Check, in one call, that CoinCap knows every asset id of the plan.
+
+    Raises:
+        NotFoundError: naming every unknown id; nothing was fetched or loaded.
+        ApiError: the call failed.
+    """
+    if not plan.verify:
+        return
+    page = client.get_list("/assets", plan.verify_params)
+    known = {row.get("id") for row in page.data if isinstance(row, dict)}
+    unknown = [asset for asset in plan.verify if asset not in known]
+    if unknown:
+        raise NotFoundError(
+            f"backfill: CoinCap has no asset {', '.join(unknown)}; ids are slugs"
+            " like bitcoin (see /assets); nothing was fetched"
+        )
 
 
 def top_assets(client: CoinCapClient, n: int) -> list[str]:
@@ -217,6 +300,7 @@ def run_backfill(
     warehouse: WarehouseConnection,
     windows: list[Window],
     *,
+    verify: bool = False,
     on_progress: OnProgress | None = None,
     scope: str | None = None,
 ) -> RunRecord:
@@ -227,6 +311,8 @@ def run_backfill(
     Check the budget first (``cost.guard`` with ``cost.backfill_cost``).
 
     Args:
+        verify: the asset ids were named by the user: check them first, in
+            one call of the run (see ``verify_assets``).
         on_progress: called after each window (see ``OnProgress``).
         scope: what the run asked for (``cost.backfill_scope``), recorded
             with it so that its cost prices the next scheduled run.
@@ -245,7 +331,8 @@ def run_backfill(
         warehouse, BACKFILL.name, client.stats, atomic=False, scope=scope
     ) as tracker:
         run = tracker.run
-        plan = make_plan(warehouse, windows)
+        plan = make_plan(warehouse, windows, verify=verify)
+        verify_assets(client, plan)
         log.info(
             "backfill: %d windows to fetch, %d already done (%d calls in flight)",
             len(plan.todo),

@@ -30,7 +30,8 @@ from typing import Any, Iterable
 from crypto_etl.coincap.client import CoinCapClient
 from crypto_etl.coincap.inflight import InFlight
 from crypto_etl.config import FetchScope
-from crypto_etl.errors import BudgetExceeded, CryptoEtlError, PartialFailure
+from crypto_etl.errors import CryptoEtlError
+from crypto_etl.pipelines.batch import BatchResult, Outcome
 from crypto_etl.pipelines.catalog import Pipeline
 from crypto_etl.pipelines.cost import (
     Budget,
@@ -171,32 +172,27 @@ def run_many(
     *,
     scope: FetchScope = FetchScope(),
     budget: Budget | None = None,
-) -> list[RunRecord]:
+) -> BatchResult:
     """Run several pipelines over one client and one connection, fetching at once.
 
     Each pipeline is checked against the budget in turn (counting the
     estimates of those already started in this call), then is its own
     ``tracked_run`` with its own call counters; their pages are fetched
     concurrently and each is loaded in its own transaction when its pages
-    are in. One failing does not stop the others.
+    are in. One failing, or skipped (by its lock or the budget), does not
+    stop the others.
 
     Returns:
-        The stored runs, in the order of ``pipelines``.
-
-    Raises:
-        BudgetExceeded: every pipeline was refused by the budget.
-        PartialFailure: after all ran, naming those that failed or were skipped.
+        Every pipeline's outcome; ``result.error()`` is the error the batch
+        ends with, if any (see ``pipelines.batch``).
     """
     ordered = list(pipelines)
-    done: dict[str, RunRecord] = {}
-    problems: list[str] = []
-    refused: list[BudgetExceeded] = []
+    outcomes: dict[str, Outcome] = {}
 
     def problem(pipeline: Pipeline, exc: CryptoEtlError) -> None:
-        log.error("%s: %s", pipeline.name, exc)
-        problems.append(f"{pipeline.name} ({exc})")
-        if isinstance(exc, BudgetExceeded):
-            refused.append(exc)
+        # Reported once for the whole batch, identical causes together.
+        log.debug("%s: %s", pipeline.name, exc, exc_info=True)
+        outcomes[pipeline.name] = Outcome(pipeline, error=exc)
 
     def fetch_started(started: _Started) -> tuple[list[Any], int]:
         return fetch(started.pipeline, started.client, started.requests)
@@ -239,11 +235,5 @@ def run_many(
                     problem(run.pipeline, exc)
                     continue
                 _report(run.pipeline, run.tracker.run, rejects)
-                done[run.pipeline.name] = run.tracker.run
-    if refused and len(refused) == len(problems) and not done:
-        raise BudgetExceeded("; ".join(str(exc) for exc in refused))
-    if problems:
-        raise PartialFailure(
-            f"{len(problems)} pipeline(s) did not load: " + "; ".join(problems)
-        )
-    return [done[p.name] for p in ordered if p.name in done]
+                outcomes[run.pipeline.name] = Outcome(run.pipeline, run=run.tracker.run)
+    return BatchResult([outcomes[p.name] for p in ordered])

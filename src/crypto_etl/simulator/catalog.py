@@ -164,6 +164,9 @@ _ASSET_ROWS: tuple[tuple[str, str, str, float, float, float | None, float], ...]
     ("fantom", "FTM", "Fantom", 0.4, 2.8e9, 3.175e9, 0.06),
 )
 ASSETS: tuple[AssetSpec, ...] = tuple(AssetSpec(*row) for row in _ASSET_ROWS)
+# Wrapped tokens and the asset each one is redeemable for: their prices move
+# together (the price levels above keep WBTC a hair under BTC).
+WRAPS: dict[str, str] = {"wrapped-bitcoin": "bitcoin"}
 
 _ETHERSCAN = "https://etherscan.io/token/"
 # Block explorers of the known assets; the others have none (null on the wire).

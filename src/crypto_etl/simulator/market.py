@@ -220,7 +220,9 @@ class Market:
             explorer = "https://etherscan.io/token/" + address
             tokens = {"1": [address]}
         reports_change = known or rng.random() > 0.05
-        curve = PriceCurve(self._seed, spec.asset_id, spec.price, spec.daily_vol)
+        # A wrapped asset moves with what it wraps: same noise, its own level.
+        key = catalog.WRAPS.get(spec.asset_id, spec.asset_id)
+        curve = PriceCurve(self._seed, key, spec.price, spec.daily_vol)
         return _Asset(spec, curve, explorer, tokens, reports_change)
 
     def _quotes(self) -> list[tuple[_Quote, float]]:
@@ -332,9 +334,19 @@ class Market:
             for pair in ex.pairs:
                 key = pair.base.spec.asset_id
                 volumes[key] = volumes.get(key, 0.0) + pair.volume
+        # Ranked by market cap at this moment, as CoinCap ranks and orders them.
+        prices = {a.spec.asset_id: a.curve.at(self._clock) for a in self._assets}
+        ranked = sorted(
+            self._assets, key=lambda a: -a.spec.supply * prices[a.spec.asset_id]
+        )
         assets = [
-            self._render_asset(asset, volumes.get(asset.spec.asset_id, 0.0))
-            for asset in self._assets
+            self._render_asset(
+                asset,
+                rank,
+                prices[asset.spec.asset_id],
+                volumes.get(asset.spec.asset_id, 0.0),
+            )
+            for rank, asset in enumerate(ranked, start=1)
         ]
         markets: list[Row] = []
         for ex in self._exchanges:
@@ -360,13 +372,17 @@ class Market:
     def _render_exchanges(self) -> list[Row]:
         total = sum(ex.volume or 0.0 for ex in self._exchanges) or 1.0
         rows: list[Row] = []
-        for ex in self._exchanges:
+        # Ranked by volume now (volumes move every tick); silent ones last.
+        ranked = sorted(
+            self._exchanges, key=lambda ex: (ex.volume is None, -(ex.volume or 0.0))
+        )
+        for rank, ex in enumerate(ranked, start=1):
             volume = ex.volume
             rows.append(
                 {
                     "exchangeId": ex.spec.exchange_id,
                     "name": ex.spec.name,
-                    "rank": str(ex.rank),
+                    "rank": str(rank),
                     # CoinCap prints this one with 36 decimals, 18 of them zero.
                     "percentTotalVolume": (
                         None
@@ -382,9 +398,10 @@ class Market:
             )
         return rows
 
-    def _render_asset(self, asset: _Asset, volume: float) -> Row:
+    def _render_asset(
+        self, asset: _Asset, rank: int, price: float, volume: float
+    ) -> Row:
         spec, curve, now = asset.spec, asset.curve, self._clock
-        price = curve.at(now)
         if spec.max_supply is None:
             max_supply: str | None = None
         else:
@@ -395,7 +412,7 @@ class Market:
             vwap = dec(sum(curve.at(now - k * 6 * HOUR_MS) for k in range(5)) / 5)
         return {
             "id": spec.asset_id,
-            "rank": str(asset.rank),
+            "rank": str(rank),
             "symbol": spec.symbol,
             "name": spec.name,
             "supply": dec(spec.supply),

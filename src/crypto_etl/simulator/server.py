@@ -16,11 +16,12 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
+from crypto_etl.httpjson import JsonErrorsHandler
 from crypto_etl.simulator.accounting import RequestRecord, Stats
 from crypto_etl.simulator.api import dispatch, retired, route_name
 from crypto_etl.simulator.faults import Fault, FaultPlan, Latency
@@ -118,7 +119,8 @@ class _Server(ThreadingHTTPServer):
             self._open.clear()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonErrorsHandler):
+    ALLOWED = ("GET",)
     protocol_version = "HTTP/1.1"
     timeout = 30  # drop idle keep-alive connections eventually
 
@@ -344,6 +346,7 @@ class CoinCapSimulator:
 
         Starts the server unless :meth:`start` already did (so a caller can
         print :attr:`base_url` with the bound port first).
+
         """
         if self._httpd is None:
             self.start()
@@ -385,14 +388,34 @@ class CoinCapSimulator:
         """The simulator clock (unix ms): the envelope ``timestamp``."""
         return self._state.market.clock
 
-    def tick(self, changed_exchanges: int | None = None) -> None:
-        """Advance the market one step (one minute of simulator time).
+    def tick(
+        self, changed_exchanges: int | None = None, step_ms: int = TICK_MS
+    ) -> None:
+        """Advance the market one step (``step_ms``: a minute of simulator time).
 
         Exactly ``changed_exchanges`` reporting exchanges (all if None) get new
         volumes and a later ``updated``. Raises ValueError if more than the
         reporting exchanges, or a negative number, are asked for.
         """
-        self._state.market.tick(changed_exchanges, TICK_MS)
+        self._state.market.tick(changed_exchanges, step_ms)
+
+    def start_ticking(self, seconds: float) -> None:
+        """From now on, tick every ``seconds``, keeping pace with the wall clock.
+
+        For a simulator started in the past and stepped up to now (the demo's
+        warm start). Raises ValueError for a non-positive period, RuntimeError
+        when not serving or already ticking.
+        """
+        if seconds <= 0:
+            raise ValueError("seconds must be positive")
+        if self._httpd is None or self._auto_tick_seconds is not None:
+            raise RuntimeError("start ticking once, on a running simulator")
+        self._auto_tick_seconds = seconds
+        ticker = threading.Thread(
+            target=self._auto_tick, name="coincap-simulator-ticker", daemon=True
+        )
+        self._threads.append(ticker)
+        ticker.start()
 
     def set_exchanges(self, rows: list[dict[str, object]] | None) -> None:
         """Serve ``rows`` verbatim from ``/exchanges`` (paging still applies).

@@ -132,7 +132,7 @@ class WarehouseConnection:
             cur.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),))
             row = cur.fetchone()
         if not (row and row[0]):
-            raise RunSkipped(f"{name}: another run is in progress; skipped")
+            raise RunSkipped(f"{name}: another run is in progress")
         try:
             yield
         finally:

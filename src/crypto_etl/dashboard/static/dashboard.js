@@ -15,6 +15,7 @@
   const compact = new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 2 });
   const plain = new Intl.NumberFormat("en", { maximumFractionDigits: 2 });
   const precise = new Intl.NumberFormat("en", { maximumSignificantDigits: 6 });
+  const dayLabel = new Intl.DateTimeFormat("en", { month: "short", day: "numeric", timeZone: "UTC" });
   const HINTS = {
     empty: "No data yet. Load some with `crypto-etl run all` (and `crypto-etl backfill` for price history), then build the marts with `crypto-etl transform`.",
     not_ready: "The dashboard's tables are not built yet: run `crypto-etl transform`.",
@@ -25,6 +26,8 @@
   const body = document.body;
   const form = document.getElementById("filters");
   const cards = Array.from(document.querySelectorAll("section[data-chart]"));
+  // Each card's title as defined; the shown one adds the filters it uses.
+  const titles = new Map(cards.map((card) => [card.id, card.querySelector("h2").textContent]));
   const plots = new Map(); // card id -> uPlot instance
   const generation = new Map(); // card id -> number of the latest request
   let refreshing = false;
@@ -44,6 +47,23 @@
       if (values[name]) params.set(name, values[name]);
     }
     return params.toString();
+  }
+
+  function filterLabel(name) {
+    const select = form.querySelector(`select[name="${name}"]`);
+    if (!select) return null;
+    if (select.dataset.filter === "range") {
+      return select.value === "all" ? "all time" : "last " + select.value;
+    }
+    const option = select.selectedOptions[0];
+    return option ? option.textContent : null;
+  }
+
+  function showTitle(card) {
+    // Names the active filters, so a chart read alone says what it shows.
+    const parts = JSON.parse(card.dataset.uses).map(filterLabel).filter((p) => p);
+    const base = titles.get(card.id);
+    card.querySelector("h2").textContent = parts.length ? base + " · " + parts.join(", ") : base;
   }
 
   function toNumber(value) {
@@ -100,6 +120,7 @@
     const columns = wanted.length ? wanted : data.columns;
     const at = columns.map((c) => data.columns.indexOf(c)).filter((i) => i >= 0);
     const table = document.createElement("table");
+    table.className = "data";
     const head = table.createTHead().insertRow();
     for (const i of at) {
       const th = document.createElement("th");
@@ -132,11 +153,33 @@
     return { stroke: "#334155", grid: { stroke: "#e2e8f0" } };
   }
 
+  function tickLabels(splits) {
+    // As few decimals as make every tick's label differ: close values
+    // (2.691B, 2.692B) must not all read "2.69B".
+    for (let digits = 0; digits <= 6; digits++) {
+      const format = new Intl.NumberFormat("en", {
+        notation: "compact", minimumFractionDigits: digits, maximumFractionDigits: digits });
+      const labels = splits.map((v) => format.format(v));
+      if (new Set(labels).size === labels.length) return labels;
+    }
+    return splits.map((v) => precise.format(v));
+  }
+
   function valueAxis() {
     return {
       stroke: "#334155", size: 64, grid: { stroke: "#e2e8f0" },
-      values: (u, splits) => splits.map((v) => compact.format(v)),
+      values: (u, splits) => tickLabels(splits),
     };
+  }
+
+  function dayAxis(xs) {
+    // One tick per day (at most ~10 labels), never hours inside a day.
+    const stride = Math.ceil(xs.length / 10);
+    const ticks = xs.filter((_, i) => i % stride === 0);
+    return Object.assign(timeAxis(), {
+      splits: () => ticks,
+      values: (u, splits) => splits.map((v) => dayLabel.format(new Date(v * 1000))),
+    });
   }
 
   function timeScale(xs, pad) {
@@ -200,8 +243,10 @@
       const xs = data.rows.map((r) => toSeconds(r[xi]));
       // Half a step of room on each side, so the end bars are whole.
       const step = xs.length > 1 ? Math.min(...xs.slice(1).map((x, i) => x - xs[i])) : 86400;
+      const daily = data.rows.every((r) => r[xi] !== null && r[xi].length === 10);
       const opts = plotOptions(card, series, {
         scales: { x: timeScale(xs, step / 2), y: { range: fromZero } },
+        axes: [daily ? dayAxis(xs) : timeAxis(), valueAxis()],
       });
       drawUplot(card, opts, [xs, yValues]);
       return;
@@ -276,6 +321,7 @@
       message(card, state, "The dashboard server did not answer: " + err.message);
     }
     card.classList.remove("loading");
+    showTitle(card);
     card.dataset.params = query;
     card.dataset.rows = String(rows);
     card.dataset.state = state;
@@ -324,6 +370,7 @@
         select.appendChild(o);
       }
       select.value = current;
+      for (const card of cards) showTitle(card); // the option labels are in
     } catch (err) {
       // The server is gone; the cards say so.
     }
