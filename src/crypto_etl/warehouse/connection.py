@@ -172,7 +172,7 @@ def connect(
     *,
     application_name: str,
     connect_timeout: int = 5,
-    options: str = "-c TimeZone=UTC",
+    options: str | None = None,
     hint: str = "",
     startup_wait: float = STARTUP_WAIT_SECONDS,
 ) -> psycopg2.extensions.connection:
@@ -187,7 +187,7 @@ def connect(
         application_name: shown in ``pg_stat_activity``.
         connect_timeout: seconds to wait for the server.
         options: server settings for the session (``-c name=value ...``);
-            by default UTC, so times leave the server the same everywhere.
+            by default ``session_options(settings)``.
         hint: more to check when the login is refused.
         startup_wait: seconds to keep trying a server that is not ready.
 
@@ -208,7 +208,7 @@ def connect(
                 password=settings.password.reveal(),
                 connect_timeout=connect_timeout,
                 application_name=application_name,
-                options=options,
+                options=session_options(settings) if options is None else options,
             )
         except psycopg2.Error as exc:
             error = classify_error(exc, settings, connecting=True, hint=hint)
@@ -349,6 +349,21 @@ def _connect_failure(exc: psycopg2.Error) -> tuple[str, type[WarehouseError]]:
                 return _LIBPQ_PREFIX.sub("", line), kind
     # The server did not answer: refused, timed out, unknown host, reset.
     return _LIBPQ_PREFIX.sub("", first_line(exc)), WarehouseUnavailable
+
+
+def session_options(settings: WarehouseSettings) -> str:
+    """The ETL session's server settings, as ``-c name=value`` options.
+
+    UTC, so times leave the server the same everywhere; the lock and
+    statement timeouts of ``settings``, so a statement stuck behind another
+    session's lock fails (SQLSTATE 55P03 / 57014) instead of hanging.
+    """
+    lock_ms = round(settings.lock_timeout_s * 1000)
+    statement_ms = round(settings.statement_timeout_s * 1000)
+    return (
+        f"-c TimeZone=UTC -c lock_timeout={lock_ms}"
+        f" -c statement_timeout={statement_ms}"
+    )
 
 
 def lock_key(name: str) -> int:
