@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import select
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -67,6 +68,7 @@ class WarehouseConnection:
         self._connect_timeout = connect_timeout
         self._conn: psycopg2.extensions.connection | None = None
         self._refused: TerminalWarehouseError | None = None
+        self._session_locks = 0
 
     @property
     def connection(self) -> psycopg2.extensions.connection:
@@ -81,6 +83,8 @@ class WarehouseConnection:
         """
         if self._refused is not None:
             raise self._refused
+        if self._conn is not None and not self._conn.closed:
+            self._drop_if_server_left()
         if self._conn is None or self._conn.closed:
             try:
                 self._conn = connect(
@@ -133,14 +137,18 @@ class WarehouseConnection:
             row = cur.fetchone()
         if not (row and row[0]):
             raise RunSkipped(f"{name}: another run is in progress; skipped")
+        self._session_locks += 1
         try:
             yield
         finally:
-            # Only on the session that holds it: a dead connection took the
-            # lock with it, and reconnecting here would hide the real error.
-            if self._conn is not None and not self._conn.closed:
-                with self.managed_cursor() as cur:
-                    cur.execute("SELECT pg_advisory_unlock(%s)", (lock_key(name),))
+            try:
+                # Only on the session that holds it: a dead connection took
+                # the lock with it, and reconnecting would hide the real error.
+                if self._conn is not None and not self._conn.closed:
+                    with self.managed_cursor() as cur:
+                        cur.execute("SELECT pg_advisory_unlock(%s)", (lock_key(name),))
+            finally:
+                self._session_locks -= 1
 
     def close(self) -> None:
         """Close the connection (releasing any advisory lock it holds)."""
@@ -152,6 +160,22 @@ class WarehouseConnection:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _drop_if_server_left(self) -> None:
+        # A server restarted (or a backend terminated) while this connection
+        # sat idle between runs: an idle session is sent nothing, so anything
+        # readable on its socket is the server's goodbye or the closed end.
+        # Dropping it lets the next run reconnect instead of failing on a
+        # dead socket. Never while a session lock is held or a transaction
+        # is open: losing the connection there must stay an error.
+        conn = self._conn
+        assert conn is not None
+        if self._session_locks or conn.status != psycopg2.extensions.STATUS_READY:
+            return
+        readable, _, _ = select.select([conn], [], [], 0)
+        if readable:
+            log.info("the warehouse closed the idle connection; reconnecting")
+            conn.close()
 
     def _rollback(self) -> None:
         if self._conn is not None and not self._conn.closed:
