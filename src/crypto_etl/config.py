@@ -187,6 +187,9 @@ class Settings:
     # CoinCap requests: (connect, read) seconds, and tries per call.
     coincap_timeout: tuple[float, float] = (5.0, 30.0)
     coincap_max_attempts: int = 5
+    # Host names the dashboard answers for (None: loopback names, and only
+    # when it is bound to loopback).
+    dashboard_allowed_hosts: tuple[str, ...] | None = None
     sources: tuple[str, ...] = ()
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
 
@@ -352,6 +355,7 @@ def load_settings(
             number("COINCAP_READ_TIMEOUT", 30.0),
         ),
         coincap_max_attempts=max(1, int(number("COINCAP_MAX_ATTEMPTS", 5))),
+        dashboard_allowed_hosts=_names(get("DASHBOARD_ALLOWED_HOSTS")),
         sources=sources,
         monitor=_monitor(get, [*env, *file_values]),
     )
@@ -385,6 +389,13 @@ def _monitor(get: Callable[[str], str | None], names: Iterable[str]) -> MonitorS
         healthcheck_url=ping_url("HEALTHCHECK_URL"),
         pipeline_pings=tuple(pings.items()),
     )
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    """A comma-separated list (None when not set)."""
+    if text is None:
+        return None
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def _reader(found: dict[str, str] | None) -> ReaderSettings | None:

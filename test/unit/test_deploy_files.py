@@ -207,10 +207,25 @@ def test_containers_reach_each_other_by_service_name(
         environment = services[name]["environment"]
         assert environment["WAREHOUSE_HOST"] == "warehouse", name
         assert environment["WAREHOUSE_PORT"] == "5432", name
-        assert environment["METABASE_URL"] == "http://metabase:3000", name
-        # No value: compose passes the caller's key through, or leaves it unset.
-        assert environment["COINCAP_API_KEY"] is None, name
+    etl = services["etl"]["environment"]
+    assert etl["METABASE_URL"] == "http://metabase:3000"
+    # No value: compose passes the caller's key through, or leaves it unset.
+    assert etl["COINCAP_API_KEY"] is None
     assert services["metabase"]["environment"]["MB_DB_HOST"] == "warehouse"
+
+
+def test_the_dashboard_bound_beyond_loopback_lists_its_allowed_hosts(
+    services: dict[str, Any],
+) -> None:
+    dashboard = services["dashboard"]
+    assert dashboard["command"][dashboard["command"].index("--host") + 1] == "0.0.0.0"
+    hosts = dashboard["environment"]["DASHBOARD_ALLOWED_HOSTS"]
+    default = hosts.removeprefix("${DASHBOARD_ALLOWED_HOSTS:-").removesuffix("}")
+    # The published port and the health check reach it as 127.0.0.1.
+    assert "127.0.0.1" in default.split(",")
+    assert "127.0.0.1:8050" in " ".join(dashboard["healthcheck"]["test"])
+    # It never needs the API key or Metabase.
+    assert not {"COINCAP_API_KEY", "METABASE_URL"} & set(dashboard["environment"])
 
 
 def test_services_start_after_what_they_need_is_healthy(
