@@ -6,16 +6,18 @@ this module is what stands between it and the network, in this order:
 1. ``RequestGuard`` refuses, with a JSON error and before any route runs:
    a Host header not in the allowed list (421: DNS rebinding, a stray
    proxy), a method other than GET or HEAD (405, with ``Allow``), a request
-   target longer than ``MAX_TARGET_BYTES`` (414) and a request with a body
-   (413: nothing here reads one);
+   target longer than ``MAX_TARGET_BYTES`` (414), headers longer than
+   ``MAX_HEADER_BYTES`` (431) and a request with a body (413: nothing here
+   reads one);
 2. ``GZipMiddleware`` compresses answers of 1 KB or more for clients that
    ask for it (the chart JSON, the CSV, the page);
 3. the one route hands the path and query string to ``DashboardApp`` in a
    worker thread (its queries block on PostgreSQL) and sends the answer with
    the security headers; HEAD gets the same headers and no body.
 
-Header sizes, connection counts and timeouts are uvicorn's settings, set in
-``dashboard.server``.
+Connection counts and timeouts are uvicorn's settings, set in
+``dashboard.server`` (uvicorn also caps a request head that arrives in
+pieces; whole, it is measured here).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 ALLOWED_METHODS = ("GET", "HEAD")
 # Longest path plus query string: every real URL of the page is far shorter.
 MAX_TARGET_BYTES = 2048
+# All header names and values together: a browser sends well under 4 KiB.
+MAX_HEADER_BYTES = 16 * 1024
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -163,6 +167,10 @@ class RequestGuard:
         if target > MAX_TARGET_BYTES:
             return json_response(
                 414, {"error": f"the URL is longer than {MAX_TARGET_BYTES} bytes"}
+            )
+        if sum(len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES:
+            return json_response(
+                431, {"error": f"the headers are longer than {MAX_HEADER_BYTES} bytes"}
             )
         length = headers.get(b"content-length", b"0")
         if b"transfer-encoding" in headers or length.strip() not in (b"", b"0"):

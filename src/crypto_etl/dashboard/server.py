@@ -26,6 +26,7 @@ import asyncio
 import json
 import logging
 import mimetypes
+import re
 import socket
 import threading
 from datetime import datetime, timezone
@@ -37,7 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 import uvicorn
 
 from crypto_etl.config import Settings
-from crypto_etl.dashboard.asgi import allowed_hosts, build_app
+from crypto_etl.dashboard.asgi import MAX_HEADER_BYTES, allowed_hosts, build_app
 from crypto_etl.dashboard.definition import Dashboard, load_definition
 from crypto_etl.dashboard.health import HealthCheck
 from crypto_etl.dashboard.metrics import MetricsPage
@@ -54,7 +55,6 @@ DEFAULT_REFRESH_SECONDS = 60
 # uvicorn's limits: the request line plus headers, open connections (beyond
 # them it answers 503), an idle keep-alive connection's life, and how long a
 # stop waits for requests in flight.
-MAX_HEADER_BYTES = 16 * 1024
 MAX_CONNECTIONS = 64
 KEEP_ALIVE_SECONDS = 5
 SHUTDOWN_SECONDS = 5
@@ -85,6 +85,9 @@ class _Response:
     def json(cls, status: int, payload: Any) -> _Response:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
         return cls(status, body.encode(), "application/json; charset=utf-8")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _load_static() -> dict[str, tuple[bytes, str]]:
@@ -235,12 +238,19 @@ def _single_values(query_string: str) -> dict[str, str]:
     """Parse a query string where each parameter may appear once.
 
     Raises:
-        ValueError: a parameter given more than once.
+        ValueError: a parameter given more than once, an escape that is not
+            UTF-8, or a control character (NUL...) in a name or value.
     """
-    values = parse_qs(query_string, keep_blank_values=True)
+    try:
+        values = parse_qs(query_string, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError("the query string is not valid UTF-8") from None
     repeated = sorted(k for k, v in values.items() if len(v) > 1)
     if repeated:
         raise ValueError(f"parameter {repeated[0]!r} given more than once")
+    for key, (value,) in values.items():
+        if _CONTROL.search(key) or _CONTROL.search(value):
+            raise ValueError(f"parameter {key[:50]!r} holds a control character")
     return {k: v[0] for k, v in values.items()}
 
 
@@ -320,7 +330,7 @@ class DashboardServer:
             log_config=None,
             access_log=False,
             server_header=False,
-            # Request line plus headers: a larger one is refused with 400.
+            # A request head arriving in pieces longer than this: 400.
             h11_max_incomplete_event_size=MAX_HEADER_BYTES,
             # Past this many open connections and requests, answer 503.
             limit_concurrency=MAX_CONNECTIONS,
