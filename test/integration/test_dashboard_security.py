@@ -85,7 +85,9 @@ def warehouse_fingerprint(db) -> dict[str, tuple[int, str]]:
     }
 
 
-def raw_request(server, request_line: str, headers: dict[str, str] | None = None):
+def raw_request(
+    server, request_line: str, headers: dict[str, str | None] | None = None
+):
     """Send one request byte for byte; return (status, headers, body)."""
     address = urlsplit(server.url)
     lines = [request_line]
@@ -106,7 +108,7 @@ def raw_request(server, request_line: str, headers: dict[str, str] | None = None
 
 
 def url(server, path: str) -> str:
-    return server.url.rstrip("/") + path
+    return str(server.url).rstrip("/") + path
 
 
 def assert_security_headers(headers) -> None:

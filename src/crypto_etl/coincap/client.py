@@ -116,7 +116,8 @@ class CoinCapClient:
         self._counters: tuple[CallStats, ...] = (self.stats,)
         self._sleep = sleep
         self._clock = clock
-        self._rng = rng or random.Random()
+        # Jitter for the backoff only: nothing secret depends on it.
+        self._rng = rng or random.Random()  # nosec B311
         self._sessions = _SessionPool(
             {
                 "Authorization": f"Bearer {api_key.reveal()}",

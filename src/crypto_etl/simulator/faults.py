@@ -157,7 +157,8 @@ class FaultPlan:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._fault_rate = fault_rate
-        self._rng = random.Random(seed)
+        # A seeded, repeatable fault sequence for tests: not security.
+        self._rng = random.Random(seed)  # nosec B311
 
     def add(self, fault: Fault) -> None:
         """Queue ``fault``; raises ValueError for an unknown truncate or drift mode."""
