@@ -267,6 +267,13 @@ class CoinCapClient:
                 f"check that {self.base_url} is reachable"
             ) from exc
         self._count(len(body))
+        log.debug(
+            "GET %s %s -> HTTP %d, %d bytes",
+            path,
+            dict(params or {}),
+            response.status_code,
+            len(body),
+        )
         _raise_for_status(response, path)
         _check_content_type(response, path)
         return _envelope(body, path)
