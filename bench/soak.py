@@ -325,6 +325,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=240, help="scheduled runs")
     parser.add_argument("--seed", type=int, default=2026, help="the faults' seed")
     args = parser.parse_args()
+    # A stopped soak (SIGTERM) still stops its cluster and removes its files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rng = random.Random(args.seed)  # nosec B311: a repeatable fault schedule
     root = Path(tempfile.mkdtemp(prefix="crypto-etl-soak-", dir="/tmp"))
     root.chmod(0o755)
