@@ -34,11 +34,13 @@ from crypto_etl.errors import (
     TerminalWarehouseError,
     UnknownDatabase,
     WarehouseConflict,
+    WarehouseDiskFull,
     WarehouseError,
     WarehouseLoginRefused,
     WarehouseNotReady,
     WarehousePermissionDenied,
     WarehouseSqlError,
+    WarehouseTimeout,
     WarehouseUnavailable,
 )
 
@@ -254,6 +256,9 @@ _BY_SQLSTATE: dict[str, type[WarehouseError]] = {
     "57P02": WarehouseNotReady,  # crash_shutdown
     "57P03": WarehouseNotReady,  # cannot_connect_now
     "53300": WarehouseUnavailable,  # too_many_connections
+    "57014": WarehouseTimeout,  # query_canceled: statement_timeout (or an admin)
+    "55P03": WarehouseTimeout,  # lock_not_available: lock_timeout
+    "53100": WarehouseDiskFull,  # disk_full
     "28P01": WarehouseLoginRefused,  # invalid_password
     "28000": WarehouseLoginRefused,  # invalid_authorization_specification
     "3D000": UnknownDatabase,  # invalid_catalog_name
@@ -298,6 +303,17 @@ _MESSAGES: dict[type[WarehouseError], str] = {
     WarehouseConflict: (
         "the warehouse rolled the transaction back: {reason}; another session "
         "changed the same rows at the same time, so running it again is safe"
+    ),
+    WarehouseTimeout: (
+        "the warehouse {where} cancelled a statement: {reason}; another "
+        "session's lock or an overloaded server held it past "
+        "WAREHOUSE_LOCK_TIMEOUT / WAREHOUSE_STATEMENT_TIMEOUT, and nothing of "
+        "it was kept, so running it again is safe"
+    ),
+    WarehouseDiskFull: (
+        "the warehouse {where} is out of disk space: {reason}; nothing of the "
+        "transaction was kept; free space on its volume (or grow it), then "
+        "run again"
     ),
     WarehouseLoginRefused: (
         "the warehouse {where} refused the login: {reason}; check WAREHOUSE_USER "
