@@ -206,15 +206,17 @@ class Soak:
                 holder.rollback()
         elif kind in ("SIGTERM mid-run", "SIGKILL mid-run"):
             self.sim.delay_next(3, path=path)
+            before = self.last_run_id()
             proc = self.start(pipeline)
-            self.wait_running()
+            self.wait_running(before)
             proc.send_signal(signal.SIGTERM if "TERM" in kind else signal.SIGKILL)
             self.finish(kind, pipeline, proc)
             self.sim.clear_faults()
         elif kind == "two runs at once":
             self.sim.delay_next(1, path=path)
+            before = self.last_run_id()
             first = self.start(pipeline)
-            self.wait_running()
+            self.wait_running(before)
             self.run(kind, pipeline)
             self.finish(kind, pipeline, first)
         self.sim.clear_faults()
@@ -262,8 +264,20 @@ class Soak:
                 raise SystemExit(f"timed out waiting for: {sql}")
             time.sleep(0.02)
 
-    def wait_running(self) -> None:
-        self.wait_for("SELECT 1 FROM coincap.etl_runs WHERE status = 'running'")
+    def last_run_id(self) -> int:
+        return int(
+            self.query("SELECT coalesce(max(run_id), 0) FROM coincap.etl_runs")[0][0]
+        )
+
+    def wait_running(self, after: int) -> None:
+        """Wait for a run newer than ``after`` to store its ``running`` row.
+
+        Newer: a SIGKILLed run's row stays ``running`` until the next run.
+        """
+        self.wait_for(
+            "SELECT 1 FROM coincap.etl_runs WHERE status = 'running'"
+            f" AND run_id > {after}"
+        )
 
     def check_served(self, pipeline: str) -> None:
         """Every row the API serves now (what the run got) is in the warehouse."""
