@@ -107,6 +107,8 @@ class Soak:
             "COINCAP_READ_TIMEOUT": "1",
             "WAREHOUSE_LOCK_TIMEOUT": "1",
             "CRYPTO_ETL_ENV_FILE": "/nonexistent",
+            # Hundreds of runs in one month: the credit guard must not skip them.
+            "COINCAP_MONTHLY_CREDITS": "100000000",
         }
         self.invocations: collections.Counter[str] = collections.Counter()
         self.unrecorded = 0  # runs that could not reach the warehouse
