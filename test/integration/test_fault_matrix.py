@@ -66,7 +66,7 @@ def _always(status: int, **kw: object) -> Callable[..., None]:
 
 FAULTS = [
     Fault("401", _always(401), 4, "refused the API key (HTTP 401)"),
-    Fault("403", _always(403), 4, "(HTTP 403)"),
+    Fault("403: out of credits", _always(403), 14, "credits are used up (HTTP 403)"),
     Fault("404", _always(404), 4, "not found (HTTP 404"),
     Fault(
         "429 with Retry-After",
