@@ -117,11 +117,13 @@ class Soak:
         )
         self.lost = 0
         self.served = 0
+        self.log_mark = 0  # the simulator's request log when a run started
 
     # -- running -------------------------------------------------------------
 
     def start(self, pipeline: str) -> subprocess.Popen[str]:
         self.invocations[pipeline] += 1
+        self.log_mark = len(self.sim.request_log)
         return subprocess.Popen(
             [sys.executable, "-m", "crypto_etl.cli", "run", pipeline],
             env=self.env,
@@ -282,13 +284,13 @@ class Soak:
         )
 
     def check_served(self, pipeline: str) -> None:
-        """Every row the API serves now (what the run got) is in the warehouse."""
+        """Every row the API served the run that exited 0 is in the warehouse.
+
+        The run's successful requests are asked again, with the same
+        parameters: the market has not moved since, so the answer is the one
+        the run got.
+        """
         p = PIPELINES[pipeline]
-        headers = {"Authorization": f"Bearer {KEY}"}
-        params = {"limit": 2000} if p.paged else {}
-        body = requests.get(
-            self.sim.base_url + p.path, params=params, headers=headers, timeout=30
-        ).json()
         table = p.table
         stored = {
             tuple(str(v) for v in row)
@@ -296,13 +298,24 @@ class Soak:
                 f"SELECT {', '.join(table.key)} FROM coincap.{table.name}"
             )
         }
-        context = {"snapshot_at": body["timestamp"]}
-        parsed = parse_rows(table.record_type, body["data"], context)
-        for record in parsed.records:
-            key = tuple(str(getattr(record, k)) for k in table.key)
-            self.served += 1
-            if key not in stored:
-                self.lost += 1
+        asked = {
+            tuple(sorted(r.params.items()))
+            for r in self.sim.request_log[self.log_mark :]
+            if r.status == 200 and r.path == "/v3" + p.path
+        }
+        headers = {"Authorization": f"Bearer {KEY}"}
+        for params in asked:
+            body = requests.get(
+                self.sim.base_url + p.path,
+                params=dict(params),
+                headers=headers,
+                timeout=30,
+            ).json()
+            context = {"snapshot_at": body["timestamp"]}
+            for record in parse_rows(table.record_type, body["data"], context).records:
+                self.served += 1
+                if tuple(str(getattr(record, k)) for k in table.key) not in stored:
+                    self.lost += 1
 
 
 def invariants(soak: Soak) -> list[tuple[str, int]]:
