@@ -24,7 +24,7 @@ pipeline:
 - connections left open: warehouse sessions other than the checker's (0);
 - memory: this process's RSS (the simulator's) at start and end.
 
-    python bench/soak.py                  # 240 runs, about 10 minutes
+    python bench/soak.py                  # 200 runs, about 10 minutes
     python bench/soak.py --runs 40        # CI's short soak
 """
 
@@ -351,7 +351,7 @@ def invariants(soak: Soak) -> list[tuple[str, int]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=240, help="scheduled runs")
+    parser.add_argument("--runs", type=int, default=200, help="scheduled runs")
     parser.add_argument("--seed", type=int, default=2026, help="the faults' seed")
     args = parser.parse_args()
     # A stopped soak (SIGTERM) still stops its cluster and removes its files.
