@@ -17,7 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import psycopg2
 import pytest
@@ -81,27 +83,58 @@ def test_the_database_down_at_start_is_exit_6_in_one_line(cli, db, monkeypatch):
     assert runs(db) == [("succeeded", None, 60)]
 
 
-def test_a_statement_timeout_fails_the_run_and_the_next_run_catches_up(
-    cli, simulator, db, monkeypatch
-):
-    loaded = first_run_then_tick(cli, simulator, db)
+@contextmanager
+def load_trigger(db, body: str) -> Iterator[None]:
+    """A trigger that runs ``body`` (PL/pgSQL) before every load of exchanges."""
     owner = owner_connection(db)
     with owner.cursor() as cur:
-        # A load slowed down past the timeout, as on an overloaded server.
         cur.execute(
-            "CREATE FUNCTION public.slow_load() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN PERFORM pg_sleep(5); RETURN NULL; END $$;"
-            " CREATE TRIGGER slow BEFORE INSERT ON coincap.exchanges"
-            " FOR EACH STATEMENT EXECUTE FUNCTION public.slow_load()"
+            "CREATE FUNCTION public.fault() RETURNS trigger LANGUAGE plpgsql AS"
+            f" $$ BEGIN {body}; RETURN NULL; END $$;"
+            " CREATE TRIGGER fault BEFORE INSERT ON coincap.exchanges"
+            " FOR EACH STATEMENT EXECUTE FUNCTION public.fault()"
         )
-    monkeypatch.setenv("WAREHOUSE_STATEMENT_TIMEOUT", "0.5")
-    failed = cli("run", "exchanges")
-    assert_failed_then_caught_up(
-        cli, db, failed, loaded, 6, "canceling statement due to statement timeout"
-    )
-    with owner.cursor() as cur:
-        cur.execute("DROP TRIGGER slow ON coincap.exchanges")
-    owner.close()
+    try:
+        yield
+    finally:
+        with owner.cursor() as cur:
+            cur.execute("DROP TRIGGER fault ON coincap.exchanges")
+        owner.close()
+
+
+@pytest.mark.parametrize(
+    "body, setting, code, reason",
+    [
+        # A load slowed down past the timeout, as on an overloaded server.
+        (
+            "PERFORM pg_sleep(5)",
+            {"WAREHOUSE_STATEMENT_TIMEOUT": "0.5"},
+            6,
+            "canceling statement due to statement timeout",
+        ),
+        # The error a full volume gives (SQLSTATE 53100), raised by the
+        # server where a COPY would extend the table's file.
+        (
+            'RAISE EXCEPTION \'could not extend file "base/1/2": No space left'
+            " on device' USING ERRCODE = 'disk_full'",
+            {},
+            11,
+            "No space left on device",
+        ),
+    ],
+    ids=["statement timeout", "disk full"],
+)
+def test_a_server_side_failure_mid_load_and_the_next_run_catches_up(
+    cli, simulator, db, monkeypatch, body, setting, code, reason
+):
+    loaded = first_run_then_tick(cli, simulator, db)
+    for key, value in setting.items():
+        monkeypatch.setenv(key, value)
+    with load_trigger(db, body):
+        failed = cli("run", "exchanges")
+        assert_failed_then_caught_up(cli, db, failed, loaded, code, reason)
+    if code == 11:
+        assert "free space" in one_line(failed.err)
     assert cli("run", "exchanges").code == 0
     assert exchange_rows(db) == loaded + CHANGED
 
@@ -121,29 +154,6 @@ def test_a_lock_held_by_another_session_times_out_instead_of_hanging(
     assert_failed_then_caught_up(
         cli, db, failed, loaded, 6, "canceling statement due to lock timeout"
     )
-    assert cli("run", "exchanges").code == 0
-    assert exchange_rows(db) == loaded + CHANGED
-
-
-def test_a_full_disk_is_exit_11_and_the_next_run_catches_up(cli, simulator, db):
-    loaded = first_run_then_tick(cli, simulator, db)
-    owner = owner_connection(db)
-    with owner.cursor() as cur:
-        # The error a full volume gives (SQLSTATE 53100), raised by the
-        # server where a COPY would extend the table's file.
-        cur.execute(
-            "CREATE FUNCTION public.full_disk() RETURNS trigger LANGUAGE plpgsql AS"
-            ' $$ BEGIN RAISE EXCEPTION \'could not extend file "base/1/2":'
-            " No space left on device' USING ERRCODE = 'disk_full'; END $$;"
-            " CREATE TRIGGER full_disk BEFORE INSERT ON coincap.exchanges"
-            " FOR EACH STATEMENT EXECUTE FUNCTION public.full_disk()"
-        )
-    failed = cli("run", "exchanges")
-    assert_failed_then_caught_up(cli, db, failed, loaded, 11, "No space left on device")
-    assert "free space" in one_line(failed.err)
-    with owner.cursor() as cur:
-        cur.execute("DROP TRIGGER full_disk ON coincap.exchanges")
-    owner.close()
     assert cli("run", "exchanges").code == 0
     assert exchange_rows(db) == loaded + CHANGED
 
