@@ -66,7 +66,8 @@ class _State:
         self.exhausted_status = exhausted_status
         self._bearer = ("Bearer " + api_key).encode()
         self._key = api_key.encode()
-        self._rng = random.Random(seed)
+        # Seeded network latency for tests and demos: not security.
+        self._rng = random.Random(seed)  # nosec B311
         self._rng_lock = threading.Lock()
 
     def network_delay(self) -> float:
