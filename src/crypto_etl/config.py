@@ -72,6 +72,11 @@ class WarehouseSettings:
     dbname: str
     user: str
     password: Secret = field(repr=False)
+    # The server cancels a statement that waits this long for a table lock
+    # (another session's LOCK, a long ALTER) or runs this long: a scheduled
+    # run fails with a clear error instead of hanging until the next one.
+    lock_timeout_s: float = 60.0
+    statement_timeout_s: float = 1800.0
 
     def describe(self) -> str:
         """Return ``user@host:port/db``, safe to print (no password)."""
@@ -186,6 +191,12 @@ class Settings:
     monthly_credits: int = DEFAULT_MONTHLY_CREDITS
     scope: FetchScope = DEFAULT_SCOPE
     crontab: Path = DEFAULT_CRONTAB
+    # CoinCap requests: (connect, read) seconds, and tries per call.
+    coincap_timeout: tuple[float, float] = (5.0, 30.0)
+    coincap_max_attempts: int = 5
+    # Host names the dashboard answers for (None: loopback names, and only
+    # when it is bound to loopback).
+    dashboard_allowed_hosts: tuple[str, ...] | None = None
     sources: tuple[str, ...] = ()
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
 
@@ -383,6 +394,8 @@ def load_settings(
             dbname=get("WAREHOUSE_DB") or "",
             user=get("WAREHOUSE_USER") or "",
             password=Secret(get("WAREHOUSE_PASSWORD") or ""),
+            lock_timeout_s=number("WAREHOUSE_LOCK_TIMEOUT", 60.0),
+            statement_timeout_s=number("WAREHOUSE_STATEMENT_TIMEOUT", 1800.0),
         ),
         coincap_base_url=base_url,
         coincap_api_key=secret("COINCAP_API_KEY"),
@@ -393,6 +406,12 @@ def load_settings(
         monthly_credits=int(number("COINCAP_MONTHLY_CREDITS", DEFAULT_MONTHLY_CREDITS)),
         scope=_scope(get),
         crontab=Path(get("CRYPTO_ETL_CRONTAB") or DEFAULT_CRONTAB),
+        coincap_timeout=(
+            number("COINCAP_CONNECT_TIMEOUT", 5.0),
+            number("COINCAP_READ_TIMEOUT", 30.0),
+        ),
+        coincap_max_attempts=max(1, int(number("COINCAP_MAX_ATTEMPTS", 5))),
+        dashboard_allowed_hosts=_names(get("DASHBOARD_ALLOWED_HOSTS")),
         sources=sources,
         monitor=_monitor(get, [*env, *file_values]),
     )
@@ -426,6 +445,13 @@ def _monitor(get: Callable[[str], str | None], names: Iterable[str]) -> MonitorS
         healthcheck_url=ping_url("HEALTHCHECK_URL"),
         pipeline_pings=tuple(pings.items()),
     )
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    """A comma-separated list (None when not set)."""
+    if text is None:
+        return None
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def _reader(found: dict[str, str] | None) -> ReaderSettings | None:

@@ -27,11 +27,13 @@ a database that is still starting.
     │   ├── TransientWarehouseError . worth retrying (retries ran out)      (6)
     │   │   ├── WarehouseUnavailable  cannot connect, timed out, connection lost
     │   │   │   └── WarehouseNotReady  starting up / shutting down (57P01-57P03)
-    │   │   └── WarehouseConflict ... serialization failure 40001, deadlock 40P01
+    │   │   ├── WarehouseConflict ... serialization failure 40001, deadlock 40P01
+    │   │   └── WarehouseTimeout .... statement 57014 or lock 55P03 timed out
     │   ├── TerminalWarehouseError .. retrying will not help               (11)
     │   │   ├── WarehouseLoginRefused  28P01/28000, unknown role: WAREHOUSE_USER
     │   │   ├── UnknownDatabase ..... 3D000: check WAREHOUSE_DB
     │   │   ├── WarehousePermissionDenied  42501: the role lacks a privilege
+    │   │   ├── WarehouseDiskFull ... 53100: the server's volume is full
     │   │   └── WarehouseSqlError ... any other SQL error (42xxx, data, dbt model)
     │   └── MigrationError .......... a migration failed or was edited     (12)
     ├── LocalWarehouseError ......... `crypto-etl warehouse`, initdb, pg_ctl (13)
@@ -151,6 +153,11 @@ class WarehouseConflict(TransientWarehouseError):
     """A serialization failure or deadlock rolled the transaction back."""
 
 
+class WarehouseTimeout(TransientWarehouseError):
+    """The server cancelled a statement: it ran past the statement timeout or
+    waited past the lock timeout for another session's lock (57014, 55P03)."""
+
+
 class TerminalWarehouseError(WarehouseError):
     """A warehouse failure that retrying cannot fix."""
 
@@ -167,6 +174,10 @@ class UnknownDatabase(TerminalWarehouseError):
 
 class WarehousePermissionDenied(TerminalWarehouseError):
     """The role lacks a privilege the statement needs (42501)."""
+
+
+class WarehouseDiskFull(TerminalWarehouseError):
+    """The server could not write: its disk is full (53100)."""
 
 
 class WarehouseSqlError(TerminalWarehouseError):

@@ -192,13 +192,14 @@ def test_a_serialization_failure_is_transient_and_rolled_back(warehouse, db):
 
 
 def test_a_lost_connection_is_transient(warehouse, db):
-    with warehouse.managed_cursor() as cur:
-        cur.execute("SELECT pg_backend_pid()")
-        row = cur.fetchone()
-        assert row is not None
-    query(db, "SELECT pg_terminate_backend(%s)", (row[0],))
+    # Lost inside a transaction: an idle connection the server closed is
+    # replaced before the next transaction instead (test_warehouse_faults).
     with pytest.raises(WarehouseUnavailable, match="lost the connection to") as lost:
         with warehouse.managed_cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            row = cur.fetchone()
+            assert row is not None
+            query(db, "SELECT pg_terminate_backend(%s)", (row[0],))
             cur.execute("SELECT 1")
     assert lost.value.exit_code == 6
 

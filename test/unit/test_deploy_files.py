@@ -195,6 +195,20 @@ def test_env_file_defines_what_the_containers_need() -> None:
     assert "COINCAP_API_KEY" not in values, "the API key is never committed"
 
 
+def test_the_dashboard_bound_beyond_loopback_lists_its_allowed_hosts(
+    services: dict[str, Any],
+) -> None:
+    dashboard = services["dashboard"]
+    assert dashboard["command"][dashboard["command"].index("--host") + 1] == "0.0.0.0"
+    hosts = dashboard["environment"]["DASHBOARD_ALLOWED_HOSTS"]
+    default = hosts.removeprefix("${DASHBOARD_ALLOWED_HOSTS:-").removesuffix("}")
+    # The published port and the health check reach it as 127.0.0.1.
+    assert "127.0.0.1" in default.split(",")
+    assert "127.0.0.1:8050" in " ".join(dashboard["healthcheck"]["test"])
+    # It never needs the API key or Metabase.
+    assert not {"COINCAP_API_KEY", "METABASE_URL"} & set(dashboard["environment"])
+
+
 def test_services_start_after_what_they_need_is_healthy(
     services: dict[str, Any],
 ) -> None:

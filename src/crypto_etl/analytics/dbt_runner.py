@@ -63,7 +63,8 @@ PROFILE_VARIABLES = {
     "port": "CRYPTO_ETL_DBT_PORT",
     "dbname": "CRYPTO_ETL_DBT_DBNAME",
     "user": "CRYPTO_ETL_DBT_USER",
-    "password": "DBT_ENV_SECRET_CRYPTO_ETL_PASSWORD",
+    # The name of the variable dbt reads the password from, not a password.
+    "password": "DBT_ENV_SECRET_CRYPTO_ETL_PASSWORD",  # nosec B105
 }
 # dbt keeps global state (flags, adapters, the event manager) and reads the
 # profile from the process environment: one run at a time per process.

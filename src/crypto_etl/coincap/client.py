@@ -13,6 +13,12 @@ record what it spent. The key never appears in a URL, log line or message.
 It is thread-safe: the workers of a concurrent run share one client, hence
 its one rate limiter (a 429 pauses them all) and its exact counters, each
 call taking a pooled ``requests.Session`` of its own for the request.
+
+A success must also look like one: a body that is not JSON by its
+Content-Type (a proxy's or captive portal's page answered 200) or that runs
+past ``MAX_RESPONSE_BYTES`` is refused as a ``BadPayloadError`` before it is
+parsed, so an HTML page is never mistaken for a truncated answer and a
+runaway body cannot fill the memory.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ from crypto_etl.records.rows import CallStats
 log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 2000
+# The largest answer the contract allows is a 2000-row page of /markets,
+# about 1 MiB; anything 16 times that is not CoinCap data.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 USER_AGENT = "crypto-etl/0.1 (+https://github.com/crypto-etl-dashboard)"
 
 
@@ -74,6 +83,7 @@ class CoinCapClient:
         limiter: a rate limiter shared by the process (None: no limit).
         max_in_flight: how many calls a pipeline keeps in flight at once on
             this client (all through the one limiter).
+        max_response_bytes: a longer body is refused (BadPayloadError).
         sleep, clock, rng: injectable for deterministic behaviour.
 
     Raises:
@@ -89,6 +99,7 @@ class CoinCapClient:
         retry: RetryPolicy = RetryPolicy(),
         limiter: RateLimiter | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -100,11 +111,13 @@ class CoinCapClient:
         self.retry = retry
         self.limiter = limiter
         self.max_in_flight = max_in_flight
+        self.max_response_bytes = max_response_bytes
         self.stats = CallStats()
         self._counters: tuple[CallStats, ...] = (self.stats,)
         self._sleep = sleep
         self._clock = clock
-        self._rng = rng or random.Random()
+        # Jitter for the backoff only: nothing secret depends on it.
+        self._rng = rng or random.Random()  # nosec B311
         self._sessions = _SessionPool(
             {
                 "Authorization": f"Bearer {api_key.reveal()}",
@@ -127,6 +140,8 @@ class CoinCapClient:
         return cls(
             settings.coincap_base_url,
             settings.api_key(),
+            timeout=settings.coincap_timeout,
+            retry=RetryPolicy(max_attempts=settings.coincap_max_attempts),
             limiter=RateLimiter(settings.calls_per_minute),
             max_in_flight=settings.max_in_flight,
         )
@@ -238,8 +253,10 @@ class CoinCapClient:
             self.limiter.acquire()
         try:
             with self._sessions.session() as session:
-                response = session.get(url, params=params, timeout=self.timeout)
-                body = response.content
+                response = session.get(
+                    url, params=params, timeout=self.timeout, stream=True
+                )
+                body = _read_body(response, path, self.max_response_bytes)
         except requests.Timeout as exc:
             self._count(0)
             raise errors.ApiTimeoutError(f"GET {path}: no answer in time") from exc
@@ -250,7 +267,15 @@ class CoinCapClient:
                 f"check that {self.base_url} is reachable"
             ) from exc
         self._count(len(body))
+        log.debug(
+            "GET %s %s -> HTTP %d, %d bytes",
+            path,
+            dict(params or {}),
+            response.status_code,
+            len(body),
+        )
         _raise_for_status(response, path)
+        _check_content_type(response, path)
         return _envelope(body, path)
 
     def _count(self, body_bytes: int) -> None:
@@ -262,6 +287,55 @@ class CoinCapClient:
             return exc.retry_after
         ceiling = min(self.retry.backoff_cap, self.retry.backoff_base * 2**attempt)
         return self._rng.uniform(0, ceiling)
+
+
+def _read_body(response: requests.Response, path: str, limit: int) -> bytes:
+    """Read the (decoded) body, refusing one longer than ``limit`` bytes.
+
+    Raises:
+        BadPayloadError: the announced or the received body is too long.
+        requests.RequestException: the connection failed while reading.
+    """
+    with response:
+        announced = response.headers.get("Content-Length", "")
+        if announced.isdigit() and int(announced) > limit:
+            raise _too_large(path, limit, f"{int(announced)} bytes announced")
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(chunk_size=256 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(path, limit, "more received")
+            chunks.append(chunk)
+    body = b"".join(chunks)
+    # Streamed bodies are not kept; keep this one, so .json() and .text
+    # (the error details) read it as for an unstreamed response.
+    response._content = body
+    return body
+
+
+def _too_large(path: str, limit: int, seen: str) -> errors.BadPayloadError:
+    return errors.BadPayloadError(
+        f"GET {path}: the response is larger than {limit // (1024 * 1024)} MiB "
+        f"({seen}), far more than CoinCap sends; check COINCAP_BASE_URL"
+    )
+
+
+def _check_content_type(response: requests.Response, path: str) -> None:
+    """Refuse a success whose Content-Type says it is not JSON.
+
+    No Content-Type at all is left to the JSON parser to judge.
+
+    Raises:
+        BadPayloadError: e.g. an HTML page answered with status 200.
+    """
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if kind and kind != "application/json" and not kind.endswith("+json"):
+        raise errors.BadPayloadError(
+            f"GET {path}: expected JSON, got {kind} (HTTP {response.status_code}; "
+            "a proxy's or captive portal's page?); check COINCAP_BASE_URL and "
+            "the network between here and CoinCap"
+        )
 
 
 # A 429 body that speaks of credits, a quota or a plan limit is an exhausted

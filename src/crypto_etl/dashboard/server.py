@@ -1,6 +1,8 @@
 """The built-in web dashboard: ``crypto-etl dashboard``.
 
-A standard-library HTTP server (no framework, no Docker) that serves:
+uvicorn serving a Starlette app (``dashboard.asgi``: allowed hosts, GET and
+HEAD only, size limits, gzip, security headers) in front of ``DashboardApp``,
+which routes:
 
 - ``/``: the page (title, filters, one card per chart), rendered without
   touching the database, so it shows even when the warehouse is down;
@@ -20,20 +22,23 @@ check, never a stack trace.
 
 from __future__ import annotations
 
+import asyncio
 import json
-import re
 import logging
 import mimetypes
+import re
+import socket
 import threading
 from datetime import datetime, timezone
-from http.server import ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, cast
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from crypto_etl.httpjson import JsonErrorsHandler
+import uvicorn
+
 from crypto_etl.config import Settings
+from crypto_etl.dashboard.asgi import MAX_HEADER_BYTES, allowed_hosts, build_app
 from crypto_etl.dashboard.definition import Dashboard, load_definition
 from crypto_etl.dashboard.health import HealthCheck
 from crypto_etl.dashboard.metrics import MetricsPage
@@ -47,25 +52,18 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
 DEFAULT_REFRESH_SECONDS = 60
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
-        "base-uri 'none'; form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
-
+# uvicorn's limits: the request line plus headers, open connections (beyond
+# them it answers 503), an idle keep-alive connection's life, and how long a
+# stop waits for requests in flight.
+MAX_CONNECTIONS = 64
+KEEP_ALIVE_SECONDS = 5
+SHUTDOWN_SECONDS = 5
+BACKLOG = 128
 _DOCS_CSP = (
     "default-src 'self'; img-src 'self' data:; font-src 'self' data:; "
     "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline' "
     "'unsafe-eval'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-
-
-_LOOPBACK_HOST = re.compile(r"^(localhost|127(\.\d{1,3}){3}|::1)$")
 
 
 class _Response:
@@ -87,6 +85,9 @@ class _Response:
     def json(cls, status: int, payload: Any) -> _Response:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
         return cls(status, body.encode(), "application/json; charset=utf-8")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _load_static() -> dict[str, tuple[bytes, str]]:
@@ -126,6 +127,13 @@ class DashboardApp:
         self.refresh_seconds = refresh_seconds
         self.docs_dir = docs_dir
         self._static = _load_static()
+
+    def answer(
+        self, target: str, accept: str | None = None
+    ) -> tuple[int, bytes, str, dict[str, str]]:
+        """``handle``'s answer as (status, body, content type, extra headers)."""
+        r = self.handle(target, accept)
+        return r.status, r.body, r.content_type, r.headers
 
     def handle(self, target: str, accept: str | None = None) -> _Response:
         """Answer a GET for ``target`` (path and query string); ``accept`` is
@@ -230,12 +238,19 @@ def _single_values(query_string: str) -> dict[str, str]:
     """Parse a query string where each parameter may appear once.
 
     Raises:
-        ValueError: a parameter given more than once.
+        ValueError: a parameter given more than once, an escape that is not
+            UTF-8, or a control character (NUL...) in a name or value.
     """
-    values = parse_qs(query_string, keep_blank_values=True)
+    try:
+        values = parse_qs(query_string, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError("the query string is not valid UTF-8") from None
     repeated = sorted(k for k, v in values.items() if len(v) > 1)
     if repeated:
         raise ValueError(f"parameter {repeated[0]!r} given more than once")
+    for key, (value,) in values.items():
+        if _CONTROL.search(key) or _CONTROL.search(value):
+            raise ValueError(f"parameter {key[:50]!r} holds a control character")
     return {k: v[0] for k, v in values.items()}
 
 
@@ -251,77 +266,12 @@ def _warehouse_error(exc: WarehouseError) -> _Response:
     return _Response.json(status, {"error": str(exc), "state": state})
 
 
-class _Handler(JsonErrorsHandler):
-    server: _HttpServer
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; with Nagle's algorithm on,
-    # a kept-alive connection then waits ~40 ms for the client's delayed ACK.
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        self._answer(send_body=True)
-
-    def do_HEAD(self) -> None:
-        self._answer(send_body=False)
-
-    def _answer(self, *, send_body: bool) -> None:
-        try:
-            if self.server.host_allowed(self.headers.get("Host", "")):
-                response = self.server.app.handle(self.path, self.headers.get("Accept"))
-            else:
-                response = _Response.json(
-                    421, {"error": "this dashboard answers on localhost only"}
-                )
-        except Exception:
-            # Logged in full here; the browser gets one line, no traceback.
-            log.exception("dashboard: error answering %s", self.path)
-            response = _Response.json(500, {"error": "internal error (see the log)"})
-        self.send_response(response.status)
-        headers = {
-            **_SECURITY_HEADERS,
-            "Cache-Control": "no-store",
-            **response.headers,
-            "Content-Type": response.content_type,
-            "Content-Length": str(len(response.body)),
-        }
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        if send_body:
-            self.wfile.write(response.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("dashboard %s - %s", self.address_string(), format % args)
-
-
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], app: DashboardApp) -> None:
-        self.app = app
-        super().__init__(address, _Handler)
-
-    def host_allowed(self, host_header: str) -> bool:
-        """Bound to loopback, answer only requests addressed to a loopback name.
-
-        A web page elsewhere could otherwise point a DNS name of its own at
-        127.0.0.1 (DNS rebinding) and read the dashboard through the browser.
-        Bound to another address (``--host``), any Host is accepted.
-        """
-        if not _LOOPBACK_HOST.match(str(self.server_address[0])):
-            return True
-        try:
-            name = urlsplit("//" + host_header).hostname or ""
-        except ValueError:
-            return False
-        return bool(_LOOPBACK_HOST.match(name))
-
-
 class DashboardServer:
     """The dashboard server, startable in a background thread (for tests).
 
     Args:
-        settings: the project settings; the reader role's login is used.
+        settings: the project settings; the reader role's login is used, and
+            ``DASHBOARD_ALLOWED_HOSTS`` (required unless bound to loopback).
         host: the address to bind (127.0.0.1 unless told otherwise).
         port: the port to bind (0 picks a free one).
         definition: the dashboard definition (default: the packaged one).
@@ -330,8 +280,8 @@ class DashboardServer:
         clock: the current aware UTC time (ranges end there).
 
     Raises:
-        ConfigError: the reader role is not configured, or the definition
-            is invalid.
+        ConfigError: the reader role is not configured, the allowed hosts
+            are missing or invalid, or the definition is invalid.
     """
 
     def __init__(
@@ -346,6 +296,7 @@ class DashboardServer:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         reader = settings.require_reader("the dashboard")
+        self.allowed_hosts = allowed_hosts(host, settings.dashboard_allowed_hosts)
         login = reader.login(settings.warehouse)
         self.pool = ReaderPool(login)
         queries = ChartQueries(definition or load_definition(), self.pool, clock)
@@ -358,7 +309,8 @@ class DashboardServer:
             MetricsPage(settings, login, now),
         )
         self._address = (host, port)
-        self._httpd: _HttpServer | None = None
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -368,20 +320,28 @@ class DashboardServer:
             ConfigError: the address cannot be bound (e.g. the port is in use).
             RuntimeError: already started.
         """
-        if self._httpd is not None:
+        if self._server is not None:
             raise RuntimeError("the dashboard is already running")
-        host, port = self._address
-        try:
-            self._httpd = _HttpServer(self._address, self.app)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
-                "choose another --port or --host"
-            ) from exc
+        self._socket = _listen(*self._address)
+        config = uvicorn.Config(
+            build_app(self.app.answer, self.allowed_hosts),
+            http="h11",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            # A request head arriving in pieces longer than this: 400.
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            # Past this many open connections and requests, answer 503.
+            limit_concurrency=MAX_CONNECTIONS,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+        )
+        server = self._server = uvicorn.Server(config)
+        sockets = [self._socket]
         # The socket listens from the bind on: no readiness wait is needed.
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.2},
+            target=lambda: asyncio.run(server.serve(sockets=sockets)),
             name="crypto-etl-dashboard",
             daemon=True,
         )
@@ -390,13 +350,15 @@ class DashboardServer:
 
     def stop(self) -> None:
         """Stop serving and close the database connections; idempotent."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
+        server, self._server = self._server, None
+        if server is not None:
+            server.should_exit = True
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
         self.pool.close()
 
     @property
@@ -406,9 +368,9 @@ class DashboardServer:
         Raises:
             RuntimeError: before ``start``.
         """
-        if self._httpd is None:
+        if self._socket is None:
             raise RuntimeError("the dashboard is not running")
-        host, port = cast(tuple[str, int], self._httpd.server_address[:2])
+        host, port = self._socket.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
 
@@ -437,6 +399,30 @@ class DashboardServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind and listen on ``host:port`` (IPv4 or IPv6).
+
+    Raises:
+        ConfigError: the address cannot be bound.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            sock.listen(BACKLOG)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "choose another --port or --host"
+        ) from exc
+    return sock
 
 
 def serve_dashboard(

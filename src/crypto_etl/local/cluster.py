@@ -184,10 +184,14 @@ class LocalWarehouse:
         self._ensure_database()
         return self.status()
 
-    def stop(self) -> bool:
-        """Stop the cluster (fast shutdown) and wait until its process is gone.
+    def stop(self, mode: str = "fast") -> bool:
+        """Stop the cluster and wait until its process is gone.
 
-        Returns True if it was running, False if it was not (or does not exist).
+        ``mode`` is pg_ctl's shutdown mode: ``"fast"`` (sessions are ended,
+        transactions rolled back, a clean checkpoint) or ``"immediate"`` (the
+        server quits at once, as in a crash; the next start recovers from
+        the WAL). Returns True if it was running, False if it was not (or does
+        not exist).
         Raises LocalWarehouseError if pg_ctl fails or the process outlives the
         deadline.
         """
@@ -196,7 +200,7 @@ class LocalWarehouse:
             return False
         pg_ctl = _tool_command(find_pg_bin(), "pg_ctl", _service_account())
         _run(
-            [*pg_ctl, "stop", "-D", str(self._data_dir), "-m", "fast", "-s", "-w"]
+            [*pg_ctl, "stop", "-D", str(self._data_dir), "-m", mode, "-s", "-w"]
             + ["-t", str(_STOP_TIMEOUT_S)],
             "pg_ctl stop",
             timeout=_STOP_TIMEOUT_S + 15,

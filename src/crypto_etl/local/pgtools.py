@@ -17,7 +17,9 @@ import pwd
 import shutil
 import socket
 import stat
-import subprocess
+
+# Runs PostgreSQL's own tools by absolute path, with argument lists (no shell).
+import subprocess  # nosec B404
 from pathlib import Path
 
 
@@ -95,7 +97,8 @@ def _run(command: list[str], what: str, *, timeout: float) -> None:
     # PG* variables (PGDATA, PGPORT...) of the caller must not steer our cluster.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     try:
-        done = subprocess.run(
+        # A PostgreSQL tool by absolute path, an argument list, no shell.
+        done = subprocess.run(  # nosec B603
             command,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -153,7 +156,8 @@ def _is_postgres_process(pid: int) -> bool:
 
 
 def _wildcard(host: str) -> bool:
-    return host in ("*", "0.0.0.0", "::", "")
+    # Recognises a wildcard address (to refuse or warn), binds nothing.
+    return host in ("*", "0.0.0.0", "::", "")  # nosec B104
 
 
 def _client_host(host: str) -> str:

@@ -85,8 +85,9 @@ def find_problems(
         if outcome.status == "failed" and outcome.reason is not None:
             found.append(problems.run_failed(name, outcome.reason))
     with warehouse.managed_cursor() as cur:
+        # ABANDONED_LOOKBACK is a constant of this module, not input.
         cur.execute(
-            "SELECT run_id, pipeline, started_at FROM coincap.etl_runs"
+            "SELECT run_id, pipeline, started_at FROM coincap.etl_runs"  # nosec B608
             " WHERE status = 'failed' AND error_message = %s"
             f" AND finished_at > now() - interval '{ABANDONED_LOOKBACK}'"
             " ORDER BY run_id",

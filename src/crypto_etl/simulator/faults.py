@@ -2,7 +2,8 @@
 
 Faults are queued by the test (or drawn at random in chaos mode) and consumed
 by requests whose path matches. A request takes at most one delay and at most
-one answer fault (a status or a truncation), so "slow, then 500" is two calls.
+one answer fault (a status, a truncation, a reshaped answer), so "slow, then
+500" is two calls.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ import random
 import threading
 from dataclasses import dataclass
 
-TRUNCATE_MODES = ("short_body", "bad_json")
+# short_body: the whole length announced, half sent, then a clean close;
+# bad_json: half the body sent as a complete response; reset: half the body,
+# then the connection reset (RST) instead of closed.
+TRUNCATE_MODES = ("short_body", "bad_json", "reset")
+# How a "drift" fault changes every row of the data: a field CoinCap added,
+# one it stopped sending, a number that became null, a string that became a
+# number. The fault's ``field`` names the row key (unused by new_field).
+DRIFT_MODES = ("new_field", "missing_field", "null_number", "number_for_string")
+# Answer faults: each replaces or reshapes what the request gets.
+ANSWER_KINDS = ("status", "truncate", "drift", "pad", "content_type")
 
 # Bodies of injected statuses when the test gives none: the documented JSON
 # errors, an HTML page for gateway errors (as a proxy would send), else empty.
@@ -25,15 +35,23 @@ DEFAULT_BODIES: dict[int, bytes] = {
     504: _GATEWAY_PAGE % 504,
 }
 _CHAOS_DELAY_SECONDS = 0.5
+# Chaos mode draws from the original two truncations, so a seed gives the
+# same sequence of faults as before "reset" existed.
+_CHAOS_TRUNCATIONS = ("short_body", "bad_json")
 
 
 @dataclass
 class Fault:
     """One queued fault.
 
-    ``kind`` is ``"status"``, ``"delay"`` or ``"truncate"``; ``remaining`` is
-    how many requests it still hits (None: until cleared); ``path`` restricts it
-    to request paths starting with that prefix (with or without ``/v3``).
+    ``kind`` is ``"delay"`` or one of ``ANSWER_KINDS``: ``"status"``,
+    ``"truncate"`` (``mode`` in ``TRUNCATE_MODES``), ``"drift"`` (``mode`` in
+    ``DRIFT_MODES``, on row key ``field``), ``"pad"`` (the JSON body grown
+    with whitespace to ``size`` bytes: still valid, far larger than
+    expected) or ``"content_type"`` (the data served as ``content_type``).
+    ``remaining`` is how many requests it still hits (None: until cleared);
+    ``path`` restricts it to request paths starting with that prefix (with or
+    without ``/v3``).
     """
 
     kind: str
@@ -44,6 +62,9 @@ class Fault:
     body: bytes | None = None
     seconds: float = 0.0
     mode: str = "short_body"
+    field: str = ""
+    size: int = 0
+    content_type: str = ""
 
     def matches(self, path: str) -> bool:
         """Tell whether this fault applies to a request for ``path``."""
@@ -62,6 +83,32 @@ class Decision:
     retry_after: str | None = None
     body: bytes = b""
     truncate: str | None = None
+    drift: tuple[str, str] | None = None
+    pad_to: int = 0
+    content_type: str | None = None
+
+
+def drift_rows(data: object, mode: str, field: str) -> object:
+    """Return ``data`` with every row (a dict in a list) changed as ``mode`` says.
+
+    Anything that is not a list of objects (an error body) is left as it is.
+    """
+    if not isinstance(data, list):
+        return data
+    changed: list[object] = []
+    for row in data:
+        if isinstance(row, dict):
+            row = dict(row)
+            if mode == "new_field":
+                row["launchedAt"] = "2031-01-01"
+            elif mode == "missing_field":
+                row.pop(field, None)
+            elif mode == "null_number":
+                row[field] = None
+            else:
+                row[field] = 12345
+        changed.append(row)
+    return changed
 
 
 @dataclass(frozen=True)
@@ -110,12 +157,15 @@ class FaultPlan:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._fault_rate = fault_rate
-        self._rng = random.Random(seed)
+        # A seeded, repeatable fault sequence for tests: not security.
+        self._rng = random.Random(seed)  # nosec B311
 
     def add(self, fault: Fault) -> None:
-        """Queue ``fault``; raises ValueError for an unknown truncation mode."""
+        """Queue ``fault``; raises ValueError for an unknown truncate or drift mode."""
         if fault.kind == "truncate" and fault.mode not in TRUNCATE_MODES:
             raise ValueError(f"truncate mode must be one of {TRUNCATE_MODES}")
+        if fault.kind == "drift" and fault.mode not in DRIFT_MODES:
+            raise ValueError(f"drift mode must be one of {DRIFT_MODES}")
         with self._lock:
             self._faults.append(fault)
 
@@ -128,7 +178,7 @@ class FaultPlan:
         """Consume the faults that apply to one request for ``path``."""
         with self._lock:
             delay = self._consume(path, kinds=("delay",))
-            answer = self._consume(path, kinds=("status", "truncate"))
+            answer = self._consume(path, kinds=ANSWER_KINDS)
             if delay is None and answer is None and self._fault_rate > 0:
                 return self._chaos()
         seconds = delay.seconds if delay else 0.0
@@ -136,6 +186,12 @@ class FaultPlan:
             return Decision(delay_seconds=seconds)
         if answer.kind == "truncate":
             return Decision(delay_seconds=seconds, truncate=answer.mode)
+        if answer.kind == "drift":
+            return Decision(seconds, drift=(answer.mode, answer.field))
+        if answer.kind == "pad":
+            return Decision(seconds, pad_to=answer.size)
+        if answer.kind == "content_type":
+            return Decision(seconds, content_type=answer.content_type)
         body = answer.body
         if body is None:
             body = DEFAULT_BODIES.get(answer.status, b"")
@@ -164,4 +220,4 @@ class FaultPlan:
             return Decision(status=500, body=DEFAULT_BODIES[500])
         if kind == "slow":
             return Decision(delay_seconds=_CHAOS_DELAY_SECONDS)
-        return Decision(truncate=rng.choice(TRUNCATE_MODES))
+        return Decision(truncate=rng.choice(_CHAOS_TRUNCATIONS))

@@ -115,7 +115,8 @@ class Market:
         self._seed = seed
         self._top_pairs = top_pairs
         self._clock = start_ms
-        self._rng = random.Random(seed)
+        # A seeded, repeatable fake market: not security.
+        self._rng = random.Random(seed)  # nosec B311
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._exchange_rows: list[Row] | None = None

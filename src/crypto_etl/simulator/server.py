@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from crypto_etl.httpjson import JsonErrorsHandler
 from crypto_etl.simulator.accounting import RequestRecord, Stats
 from crypto_etl.simulator.api import dispatch, retired, route_name
-from crypto_etl.simulator.faults import Fault, FaultPlan, Latency
+from crypto_etl.simulator.faults import Fault, FaultPlan, Latency, drift_rows
 from crypto_etl.simulator.market import DEFAULT_START_MS, TICK_MS, Market
 
 _log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class _State:
         self.exhausted_status = exhausted_status
         self._bearer = ("Bearer " + api_key).encode()
         self._key = api_key.encode()
-        self._rng = random.Random(seed)
+        # Seeded network latency for tests and demos: not security.
+        self._rng = random.Random(seed)  # nosec B311
         self._rng_lock = threading.Lock()
 
     def network_delay(self) -> float:
@@ -174,13 +176,26 @@ class _Handler(JsonErrorsHandler):
         if decision.status is not None:
             return _Reply(decision.status, decision.body, decision.retry_after)
         status, payload = dispatch(state.market, path, params)
-        return _Reply(status, _json(payload), truncate=decision.truncate)
+        if decision.drift is not None and isinstance(payload, dict):
+            mode, field = decision.drift
+            payload = {**payload, "data": drift_rows(payload.get("data"), mode, field)}
+        body = _json(payload)
+        if decision.pad_to > len(body):
+            body += b" " * (decision.pad_to - len(body))  # still valid JSON
+        return _Reply(
+            status,
+            body,
+            truncate=decision.truncate,
+            content_type=decision.content_type,
+        )
 
     def _send(self, reply: _Reply) -> None:
         """Write ``reply``; a short body closes the connection after it."""
         try:
             self.send_response(reply.status)
-            if reply.body.startswith(b"<"):
+            if reply.content_type is not None:
+                self.send_header("Content-Type", reply.content_type)
+            elif reply.body.startswith(b"<"):
                 self.send_header("Content-Type", "text/html")
             elif reply.body:
                 self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -190,22 +205,35 @@ class _Handler(JsonErrorsHandler):
             self.end_headers()
             self.wfile.write(reply.payload)
             self.wfile.flush()
+            if reply.truncate == "reset":
+                self._reset()
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (its timeout ran out during a delay).
             self.close_connection = True
         if reply.truncate == "short_body":
             self.close_connection = True
 
+    def _reset(self) -> None:
+        """Abort the connection: a zero linger makes close() send an RST."""
+        self.connection.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        self.close_connection = True
+        self.connection.close()
+
 
 @dataclass(frozen=True)
 class _Reply:
     """One answer: ``truncate="short_body"`` announces the whole length but
-    writes half; ``"bad_json"`` sends half the body as a complete response."""
+    writes half; ``"bad_json"`` sends half the body as a complete response;
+    ``"reset"`` announces the whole length, writes half, then resets the
+    connection. ``content_type`` replaces the usual Content-Type."""
 
     status: int
     body: bytes
     retry_after: str | None = None
     truncate: str | None = None
+    content_type: str | None = None
 
     @property
     def payload(self) -> bytes:
@@ -215,7 +243,8 @@ class _Reply:
     @property
     def content_length(self) -> int:
         """The announced length, larger than the payload for a short body."""
-        return len(self.body) if self.truncate == "short_body" else len(self.payload)
+        whole = self.truncate in ("short_body", "reset")
+        return len(self.body) if whole else len(self.payload)
 
 
 def _json(payload: object) -> bytes:
@@ -471,11 +500,42 @@ class CoinCapSimulator:
         """Cut the body of the next ``times`` matching answers in half.
 
         ``mode="short_body"`` announces the full Content-Length then closes the
-        connection; ``"bad_json"`` is valid HTTP with half a JSON document.
-        Raises ValueError for another mode.
+        connection; ``"bad_json"`` is valid HTTP with half a JSON document;
+        ``"reset"`` resets the connection (RST) mid-body. Raises ValueError for
+        another mode.
         """
         _check_times(times)
         self._state.faults.add(Fault("truncate", times, path, mode=mode))
+
+    def drift_next(
+        self, mode: str, field: str = "", times: int = 1, path: str | None = None
+    ) -> None:
+        """Change every row of the next ``times`` matching answers.
+
+        ``mode`` is one of ``faults.DRIFT_MODES``: ``"new_field"`` adds a key,
+        ``"missing_field"`` drops ``field``, ``"null_number"`` sets it to null,
+        ``"number_for_string"`` sets it to a number. Raises ValueError for
+        another mode.
+        """
+        _check_times(times)
+        self._state.faults.add(Fault("drift", times, path, mode=mode, field=field))
+
+    def pad_next(self, size: int, times: int = 1, path: str | None = None) -> None:
+        """Grow the next ``times`` matching JSON answers to ``size`` bytes.
+
+        The padding is whitespace after the document, so it stays valid JSON:
+        only its size is wrong.
+        """
+        _check_times(times)
+        self._state.faults.add(Fault("pad", times, path, size=size))
+
+    def content_type_next(
+        self, content_type: str, times: int = 1, path: str | None = None
+    ) -> None:
+        """Serve the next ``times`` matching answers as ``content_type``."""
+        _check_times(times)
+        fault = Fault("content_type", times, path, content_type=content_type)
+        self._state.faults.add(fault)
 
     def clear_faults(self) -> None:
         """Drop every pending and permanent fault."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import select
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -33,11 +34,13 @@ from crypto_etl.errors import (
     TerminalWarehouseError,
     UnknownDatabase,
     WarehouseConflict,
+    WarehouseDiskFull,
     WarehouseError,
     WarehouseLoginRefused,
     WarehouseNotReady,
     WarehousePermissionDenied,
     WarehouseSqlError,
+    WarehouseTimeout,
     WarehouseUnavailable,
 )
 
@@ -67,6 +70,7 @@ class WarehouseConnection:
         self._connect_timeout = connect_timeout
         self._conn: psycopg2.extensions.connection | None = None
         self._refused: TerminalWarehouseError | None = None
+        self._session_locks = 0
 
     @property
     def connection(self) -> psycopg2.extensions.connection:
@@ -81,6 +85,8 @@ class WarehouseConnection:
         """
         if self._refused is not None:
             raise self._refused
+        if self._conn is not None and not self._conn.closed:
+            self._drop_if_server_left()
         if self._conn is None or self._conn.closed:
             try:
                 self._conn = connect(
@@ -133,14 +139,18 @@ class WarehouseConnection:
             row = cur.fetchone()
         if not (row and row[0]):
             raise RunSkipped(f"{name}: another run is in progress")
+        self._session_locks += 1
         try:
             yield
         finally:
-            # Only on the session that holds it: a dead connection took the
-            # lock with it, and reconnecting here would hide the real error.
-            if self._conn is not None and not self._conn.closed:
-                with self.managed_cursor() as cur:
-                    cur.execute("SELECT pg_advisory_unlock(%s)", (lock_key(name),))
+            try:
+                # Only on the session that holds it: a dead connection took
+                # the lock with it, and reconnecting would hide the real error.
+                if self._conn is not None and not self._conn.closed:
+                    with self.managed_cursor() as cur:
+                        cur.execute("SELECT pg_advisory_unlock(%s)", (lock_key(name),))
+            finally:
+                self._session_locks -= 1
 
     def close(self) -> None:
         """Close the connection (releasing any advisory lock it holds)."""
@@ -152,6 +162,22 @@ class WarehouseConnection:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _drop_if_server_left(self) -> None:
+        # A server restarted (or a backend terminated) while this connection
+        # sat idle between runs: an idle session is sent nothing, so anything
+        # readable on its socket is the server's goodbye or the closed end.
+        # Dropping it lets the next run reconnect instead of failing on a
+        # dead socket. Never while a session lock is held or a transaction
+        # is open: losing the connection there must stay an error.
+        conn = self._conn
+        assert conn is not None
+        if self._session_locks or conn.status != psycopg2.extensions.STATUS_READY:
+            return
+        readable, _, _ = select.select([conn], [], [], 0)
+        if readable:
+            log.info("the warehouse closed the idle connection; reconnecting")
+            conn.close()
 
     def _rollback(self) -> None:
         if self._conn is not None and not self._conn.closed:
@@ -172,7 +198,7 @@ def connect(
     *,
     application_name: str,
     connect_timeout: int = 5,
-    options: str = "-c TimeZone=UTC",
+    options: str | None = None,
     hint: str = "",
     startup_wait: float = STARTUP_WAIT_SECONDS,
 ) -> psycopg2.extensions.connection:
@@ -187,7 +213,7 @@ def connect(
         application_name: shown in ``pg_stat_activity``.
         connect_timeout: seconds to wait for the server.
         options: server settings for the session (``-c name=value ...``);
-            by default UTC, so times leave the server the same everywhere.
+            by default ``session_options(settings)``.
         hint: more to check when the login is refused.
         startup_wait: seconds to keep trying a server that is not ready.
 
@@ -208,7 +234,7 @@ def connect(
                 password=settings.password.reveal(),
                 connect_timeout=connect_timeout,
                 application_name=application_name,
-                options=options,
+                options=session_options(settings) if options is None else options,
             )
         except psycopg2.Error as exc:
             error = classify_error(exc, settings, connecting=True, hint=hint)
@@ -230,6 +256,9 @@ _BY_SQLSTATE: dict[str, type[WarehouseError]] = {
     "57P02": WarehouseNotReady,  # crash_shutdown
     "57P03": WarehouseNotReady,  # cannot_connect_now
     "53300": WarehouseUnavailable,  # too_many_connections
+    "57014": WarehouseTimeout,  # query_canceled: statement_timeout (or an admin)
+    "55P03": WarehouseTimeout,  # lock_not_available: lock_timeout
+    "53100": WarehouseDiskFull,  # disk_full
     "28P01": WarehouseLoginRefused,  # invalid_password
     "28000": WarehouseLoginRefused,  # invalid_authorization_specification
     "3D000": UnknownDatabase,  # invalid_catalog_name
@@ -274,6 +303,17 @@ _MESSAGES: dict[type[WarehouseError], str] = {
     WarehouseConflict: (
         "the warehouse rolled the transaction back: {reason}; another session "
         "changed the same rows at the same time, so running it again is safe"
+    ),
+    WarehouseTimeout: (
+        "the warehouse {where} cancelled a statement: {reason}; another "
+        "session's lock or an overloaded server held it past "
+        "WAREHOUSE_LOCK_TIMEOUT / WAREHOUSE_STATEMENT_TIMEOUT, and nothing of "
+        "it was kept, so running it again is safe"
+    ),
+    WarehouseDiskFull: (
+        "the warehouse {where} is out of disk space: {reason}; nothing of the "
+        "transaction was kept; free space on its volume (or grow it), then "
+        "run again"
     ),
     WarehouseLoginRefused: (
         "the warehouse {where} refused the login: {reason}; check WAREHOUSE_USER "
@@ -349,6 +389,21 @@ def _connect_failure(exc: psycopg2.Error) -> tuple[str, type[WarehouseError]]:
                 return _LIBPQ_PREFIX.sub("", line), kind
     # The server did not answer: refused, timed out, unknown host, reset.
     return _LIBPQ_PREFIX.sub("", first_line(exc)), WarehouseUnavailable
+
+
+def session_options(settings: WarehouseSettings) -> str:
+    """The ETL session's server settings, as ``-c name=value`` options.
+
+    UTC, so times leave the server the same everywhere; the lock and
+    statement timeouts of ``settings``, so a statement stuck behind another
+    session's lock fails (SQLSTATE 55P03 / 57014) instead of hanging.
+    """
+    lock_ms = round(settings.lock_timeout_s * 1000)
+    statement_ms = round(settings.statement_timeout_s * 1000)
+    return (
+        f"-c TimeZone=UTC -c lock_timeout={lock_ms}"
+        f" -c statement_timeout={statement_ms}"
+    )
 
 
 def lock_key(name: str) -> int:
