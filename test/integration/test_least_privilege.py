@@ -41,6 +41,7 @@ def _environment(db, tmp_path: Path) -> dict[str, str]:
         "WAREHOUSE_DB": db.dbname,
         "WAREHOUSE_READER_USER": READER[0],
         "WAREHOUSE_READER_PASSWORD": READER[1],
+        "DASHBOARD_ALLOWED_HOSTS": "localhost,127.0.0.1",
     }
     names = _dashboard_variables()
     assert names <= set(values), f"the test cannot fill {names - set(values)}"

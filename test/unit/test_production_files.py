@@ -72,7 +72,8 @@ def test_each_service_receives_only_the_variables_it_reads(
     address = {"WAREHOUSE_HOST", "WAREHOUSE_PORT", "WAREHOUSE_DB"}
     reader = {"WAREHOUSE_READER_USER", "WAREHOUSE_READER_PASSWORD"}
     owner = {"WAREHOUSE_USER", "WAREHOUSE_PASSWORD"}
-    assert set(_environment(services["dashboard"])) == address | reader
+    dashboard_own = {"DASHBOARD_ALLOWED_HOSTS"}
+    assert set(_environment(services["dashboard"])) == address | reader | dashboard_own
     assert (
         set(_environment(services["warehouse"]))
         == {"WAREHOUSE_DB", "MB_DB_PASS"} | owner

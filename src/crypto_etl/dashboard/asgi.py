@@ -158,9 +158,10 @@ class RequestGuard:
                 },
             )
         if scope["method"] not in ALLOWED_METHODS:
+            method = scope["method"][:20]
             return json_response(
                 405,
-                {"error": f"method {scope['method'][:20]} not allowed: GET or HEAD"},
+                {"error": f"method {method} is not allowed; use GET, HEAD"},
                 Allow=", ".join(ALLOWED_METHODS),
             )
         target = len(scope.get("raw_path") or b"") + len(scope["query_string"])
