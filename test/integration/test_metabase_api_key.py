@@ -23,7 +23,7 @@ from crypto_etl.dashboard.metabase import provision_metabase
 from crypto_etl.errors import MetabaseAuthError
 
 ADMIN = ("admin@example.com", "mb-admin-secret-42")
-API_KEY = "mb_api-key-secret-0123456789"
+API_KEY = "mb-fake-key-1"  # a test value, not a real key
 
 
 @pytest.fixture
