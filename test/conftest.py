@@ -256,3 +256,15 @@ def cli(env, monkeypatch, capsys):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def every_five_minutes(tmp_path, monkeypatch):
+    """The crontab in force runs every snapshot every 5 minutes, so each
+    table's limits are the catalog's (warn 15 min, stale after 1 h)."""
+    from receiver import FIVE_MINUTE_CRONTAB
+
+    path = tmp_path / "crontab"
+    path.write_text(FIVE_MINUTE_CRONTAB)
+    monkeypatch.setenv("CRYPTO_ETL_CRONTAB", str(path))
+    return path

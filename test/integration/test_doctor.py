@@ -3,19 +3,10 @@
 import pytest
 
 from conftest import free_port, query
-from receiver import FIVE_MINUTE_CRONTAB, Receiver
+from receiver import Receiver
 
-pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(autouse=True)
-def every_five_minutes(tmp_path, monkeypatch):
-    """The crontab in force runs every snapshot every 5 minutes, so each
-    table's limits are the catalog's (warn 15 min, stale after 1 h)."""
-    path = tmp_path / "crontab"
-    path.write_text(FIVE_MINUTE_CRONTAB)
-    monkeypatch.setenv("CRYPTO_ETL_CRONTAB", str(path))
-    return path
+# Each table's limits are the catalog's (see the fixture).
+pytestmark = pytest.mark.usefixtures("every_five_minutes")
 
 
 def lines(result):
